@@ -1,0 +1,103 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+)
+
+// Config configures a Context. Start from DefaultConfig; Validate reports
+// the first bad value by its field name and the accepted range.
+type Config struct {
+	// AppName names the application in logs and the UI.
+	AppName string
+	// BatchDuration is the interval between batches. Required; a whole
+	// number of milliseconds greater than zero.
+	BatchDuration time.Duration
+	// BlockInterval is how often receivers cut their input into blocks
+	// (Spark's spark.streaming.blockInterval). Default 200ms.
+	BlockInterval time.Duration
+	// Partitions is the default number of partitions of key-partitioned
+	// operators and state. Default 2 × the number of CPUs.
+	Partitions int
+	// Parallelism is how many tasks run at once. Default GOMAXPROCS.
+	Parallelism int
+	// MaxLineBytes bounds a line read by the line-oriented sources
+	// (socket, directory); longer lines are dropped and counted. Default
+	// 1 MiB.
+	MaxLineBytes int
+	// Clock is where the engine reads time. Default SystemClock.
+	Clock Clock
+	// Logger receives the engine's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Stdout is where Print writes. Default os.Stdout.
+	Stdout io.Writer
+}
+
+// DefaultConfig returns a configuration with every default set and a batch
+// duration of one second.
+func DefaultConfig() Config {
+	return Config{
+		AppName:       "sluice",
+		BatchDuration: time.Second,
+		BlockInterval: 200 * time.Millisecond,
+		Partitions:    2 * runtime.NumCPU(),
+		Parallelism:   runtime.GOMAXPROCS(0),
+		MaxLineBytes:  1 << 20,
+		Clock:         SystemClock{},
+		Logger:        slog.Default(),
+		Stdout:        os.Stdout,
+	}
+}
+
+// withDefaults fills zero fields (but not invalid ones) from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.AppName == "" {
+		c.AppName = d.AppName
+	}
+	if c.BlockInterval == 0 {
+		c.BlockInterval = d.BlockInterval
+	}
+	if c.Partitions == 0 {
+		c.Partitions = d.Partitions
+	}
+	if c.Parallelism == 0 {
+		c.Parallelism = d.Parallelism
+	}
+	if c.MaxLineBytes == 0 {
+		c.MaxLineBytes = d.MaxLineBytes
+	}
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	if c.Stdout == nil {
+		c.Stdout = d.Stdout
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.BatchDuration <= 0:
+		return fmt.Errorf("engine: batch duration %v must be greater than zero (for example 1s)", c.BatchDuration)
+	case c.BatchDuration%time.Millisecond != 0:
+		return fmt.Errorf("engine: batch duration %v must be a whole number of milliseconds", c.BatchDuration)
+	case c.BlockInterval <= 0:
+		return fmt.Errorf("engine: block interval %v must be greater than zero (default 200ms)", c.BlockInterval)
+	case c.Partitions < 0:
+		return fmt.Errorf("engine: partition count %d must be at least 1 (0 means the default, 2 × CPUs)", c.Partitions)
+	case c.Parallelism < 0:
+		return fmt.Errorf("engine: parallelism %d must be at least 1 (0 means the default, GOMAXPROCS)", c.Parallelism)
+	case c.MaxLineBytes < 0:
+		return fmt.Errorf("engine: max line bytes %d must be at least 1 (0 means the default, 1 MiB)", c.MaxLineBytes)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Errors returned by the Context's life cycle.
+var (
+	// ErrNoOutputs is returned by Start when no output operation was
+	// registered: nothing would ever run.
+	ErrNoOutputs = errors.New("engine: no output operations registered, so nothing to execute (add Print, SaveAsTextFiles or ForeachRDD)")
+	// ErrStarted is returned when the graph is changed or the context is
+	// started after Start.
+	ErrStarted = errors.New("engine: the context has already been started; build the whole graph before Start")
+	// ErrStopped is returned by Start on a stopped context: a context
+	// cannot be restarted, create a new one.
+	ErrStopped = errors.New("engine: the context has been stopped and cannot be restarted; create a new one")
+)
+
+type lifecycle int
+
+const (
+	initialized lifecycle = iota
+	active
+	stopped
+)
+
+// Context is a streaming application: the DStream graph built on it, the
+// batch scheduler that runs it, and the receivers that feed it (Spark's
+// StreamingContext). Build the graph, Start, then AwaitTermination.
+type Context struct {
+	cfg  Config
+	log  *slog.Logger
+	exec *executor
+	bus  *listenerBus
+	zero Time // set by Start; batch k is at zero + k×BatchDuration
+
+	mu        sync.Mutex // guards the fields below and the graph while building
+	state     lifecycle
+	ops       []*opNode
+	outputs   []*outputOp
+	inputs    []inputStream
+	buildErrs []error
+	sched     *scheduler
+}
+
+// NewContext returns a Context for cfg, with zero fields set to their
+// defaults.
+func NewContext(cfg Config) (*Context, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Context{cfg: cfg, log: cfg.Logger.With("app", cfg.AppName), exec: newExecutor(cfg.Parallelism)}
+	c.bus = newListenerBus(c.log)
+	return c, nil
+}
+
+// Config returns the context's configuration, with defaults applied.
+func (c *Context) Config() Config { return c.cfg }
+
+// Logger returns the context's logger.
+func (c *Context) Logger() *slog.Logger { return c.log }
+
+// AddListener registers l for batch and receiver events. Events are
+// delivered in order on one goroutine, never on the batch's own.
+func (c *Context) AddListener(l Listener) { c.bus.add(l) }
+
+// addOp appends an operator to the graph. It returns nil (and records an
+// error for Start) if the graph can no longer change.
+func (c *Context) addOp(kind string, parents []*opNode, slide time.Duration, params ...string) *opNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := &opNode{ctx: c, id: len(c.ops), kind: kind, parents: parents, slide: slide, params: params}
+	if c.state != initialized {
+		c.buildErrs = append(c.buildErrs, fmt.Errorf("%w (adding %s)", ErrStarted, kind))
+	}
+	for _, p := range parents {
+		if p.ctx != c {
+			c.buildErrs = append(c.buildErrs, fmt.Errorf("engine: operator %s: a parent belongs to another Context", o.label()))
+		}
+	}
+	c.ops = append(c.ops, o)
+	return o
+}
+
+// buildError records a mistake found while building the graph; Start
+// returns all of them.
+func (c *Context) buildError(o *opNode, format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buildErrs = append(c.buildErrs, fmt.Errorf("engine: operator %s: %s", o.label(), fmt.Sprintf(format, args...)))
+}
+
+func (c *Context) addOutput(o *opNode, run func(b *batchRun) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.outputs = append(c.outputs, &outputOp{node: o, run: run})
+}
+
+func (c *Context) addInput(in inputStream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inputs = append(c.inputs, in)
+}
+
+// Validate returns the errors found while building the graph, if any.
+func (c *Context) Validate() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buildErrs) > 0 {
+		return errors.Join(c.buildErrs...)
+	}
+	if len(c.outputs) == 0 {
+		return ErrNoOutputs
+	}
+	return nil
+}
+
+// Start validates the graph, starts the receivers and the batch scheduler,
+// and returns. The first batch is at the first whole batch duration after
+// now, by the context's clock.
+func (c *Context) Start() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	fingerprint := c.Fingerprint()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.state {
+	case active:
+		return ErrStarted
+	case stopped:
+		return ErrStopped
+	}
+	d := c.cfg.BatchDuration
+	c.zero = TimeOf(c.cfg.Clock.Now()).floorTo(0, d)
+	c.state = active
+	c.bus.start()
+	c.sched = newScheduler(c, c.inputs, c.outputs, c.ops)
+	c.sched.start()
+	c.log.Info("streaming started", "batch", d, "partitions", c.cfg.Partitions,
+		"first_batch", c.zero.Add(d), "operators", len(c.ops), "fingerprint", fingerprint[:12])
+	return nil
+}
+
+// Stop stops the context. With graceful set, receivers stop first and
+// every batch holding data they received runs to completion; otherwise
+// the batch now running finishes and queued batches are dropped. Stop
+// returns when the scheduler has stopped, or when ctx is done. Stopping a
+// context that is not running is a no-op.
+func (c *Context) Stop(ctx context.Context, graceful bool) error {
+	c.mu.Lock()
+	s := c.sched
+	wasActive := c.state == active
+	c.state = stopped
+	c.mu.Unlock()
+	if !wasActive {
+		return nil
+	}
+	err := s.stop(ctx, graceful)
+	c.bus.stop()
+	return err
+}
+
+// AwaitTermination blocks until the context stops, by Stop or by a failed
+// batch, and returns the failure if there was one; or until ctx is done.
+func (c *Context) AwaitTermination(ctx context.Context) error {
+	c.mu.Lock()
+	s := c.sched
+	c.mu.Unlock()
+	if s == nil {
+		return errors.New("engine: AwaitTermination before Start")
+	}
+	select {
+	case <-s.done:
+		return s.failure()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

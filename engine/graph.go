@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// opNode is one operator of the DStream graph, stripped of its element
+// type. Operator ids come from the build order, so every node that builds
+// the graph from the same code names every operator the same way; a task
+// is named by (operator id, partition, batch time).
+type opNode struct {
+	ctx      *Context
+	id       int
+	kind     string   // "map", "reduceByKeyAndWindow", ...
+	name     string   // user-given (Named), used by state queries
+	params   []string // what, besides kind and parents, defines the operator
+	parents  []*opNode
+	slide    time.Duration // the interval at which the operator produces an RDD
+	remember time.Duration // how long computed RDDs are kept for windows
+	stateful bool
+	hooks    opHooks
+}
+
+// opHooks is what the scheduler needs from a typed DStream.
+type opHooks interface {
+	// force computes the operator at b.t if it is valid then, keeping
+	// the result for the operators that will need it later.
+	force(b *batchRun) error
+	// forget drops computed RDDs at times <= before.
+	forget(before Time)
+}
+
+// committer is implemented by stateful operators: the writes of a batch
+// become visible only when the batch commits.
+type committer interface {
+	commit(t Time)
+	abort()
+}
+
+// label names an operator in logs and errors.
+func (o *opNode) label() string {
+	if o.name != "" {
+		return fmt.Sprintf("#%d %s %q", o.id, o.kind, o.name)
+	}
+	return fmt.Sprintf("#%d %s", o.id, o.kind)
+}
+
+// validAt reports whether the operator produces an RDD at t: t must be after
+// zero time and a whole number of slides from it (Spark's isTimeValid).
+func (o *opNode) validAt(t Time) bool {
+	zero := o.ctx.zero
+	if t <= zero {
+		return false
+	}
+	return t.Sub(zero)%o.slide == 0
+}
+
+func (o *opNode) rememberAtLeast(d time.Duration) {
+	if d > o.remember {
+		o.remember = d
+	}
+}
+
+// outputOp is a registered output operation (Print, SaveAsTextFiles,
+// ForeachRDD). It generates a job at every batch time its DStream is valid.
+type outputOp struct {
+	node *opNode
+	run  func(b *batchRun) error
+}
+
+// OperatorInfo describes one operator of a built graph.
+type OperatorInfo struct {
+	ID       int      `json:"id"`
+	Kind     string   `json:"kind"`
+	Name     string   `json:"name,omitempty"`
+	Params   []string `json:"params,omitempty"`
+	Parents  []int    `json:"parents,omitempty"`
+	Slide    string   `json:"slide"`
+	Stateful bool     `json:"stateful,omitempty"`
+	Output   bool     `json:"output,omitempty"`
+}
+
+// Operators lists the graph's operators in build order.
+func (c *Context) Operators() []OperatorInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]OperatorInfo, 0, len(c.ops))
+	for _, o := range c.ops {
+		info := OperatorInfo{ID: o.id, Kind: o.kind, Name: o.name, Params: o.params,
+			Slide: o.slide.String(), Stateful: o.stateful}
+		for _, p := range o.parents {
+			info.Parents = append(info.Parents, p.id)
+		}
+		for _, out := range c.outputs {
+			if out.node == o {
+				info.Output = true
+			}
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// Fingerprint is a hash of everything that decides where state and
+// shuffle output live and what a batch computes: the batch duration, the
+// partition count and every operator with its parameters and parents. Two
+// nodes with the same fingerprint built the same graph. Part of the on-disk
+// contract: the text hashed (below) must not change between versions.
+func (c *Context) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "sluice-graph-v1\nbatch=%d\npartitions=%d\n",
+		c.cfg.BatchDuration.Milliseconds(), c.cfg.Partitions)
+	for _, o := range c.Operators() {
+		fmt.Fprintf(h, "op %d %s name=%q params=%q parents=%v slide=%s output=%v\n",
+			o.ID, o.Kind, o.Name, strings.Join(o.Params, ","), o.Parents, o.Slide, o.Output)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

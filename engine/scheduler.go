@@ -1,0 +1,274 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// batchRun is one batch being executed: its time, the input fixed for it
+// when it was allocated, and the executor that runs its tasks. Only the
+// scheduler's run goroutine touches it, apart from tasks reading inputs.
+type batchRun struct {
+	t      Time
+	c      *Context
+	exec   *executor
+	inputs map[int]any // operator id of an input stream → its allocated input
+	info   BatchInfo
+}
+
+// scheduler generates a batch every batch duration (the job generator) and
+// runs batches one after another, in time order (the job scheduler). Two
+// goroutines: generate owns the batch clock and allocation, run owns
+// execution. Neither outlives stop.
+type scheduler struct {
+	c       *Context
+	inputs  []inputStream
+	outputs []*outputOp
+	ops     []*opNode
+	forced  []*opNode // stateful or remembered: computed at every valid time
+
+	cancelGen context.CancelFunc // stops generation at once
+	genDone   chan struct{}
+	done      chan struct{} // closed when both goroutines have exited
+
+	mu struct {
+		sync.Mutex
+		queue    []*batchRun
+		draining bool // graceful stop: generate until inputs hold nothing
+		lastTime Time // set when generation has ended: no batch after it
+		genEnded bool
+		dropped  bool // non-graceful stop: drop queued batches
+		err      error
+	}
+	wake chan struct{}
+}
+
+func newScheduler(c *Context, inputs []inputStream, outputs []*outputOp, ops []*opNode) *scheduler {
+	s := &scheduler{c: c, inputs: inputs, outputs: outputs, ops: ops,
+		genDone: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	for _, o := range ops {
+		if o.stateful || o.remember > 0 {
+			s.forced = append(s.forced, o)
+		}
+	}
+	return s
+}
+
+func (s *scheduler) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancelGen = cancel
+	for _, in := range s.inputs {
+		in.start(ctx)
+	}
+	go s.generate(ctx)
+	go s.run()
+}
+
+// generate allocates a batch at every batch time until stopped.
+func (s *scheduler) generate(ctx context.Context) {
+	defer close(s.genDone)
+	d := s.c.cfg.BatchDuration
+	for t := s.c.zero.Add(d); ; t = t.Add(d) {
+		if err := s.c.cfg.Clock.WaitUntil(ctx, t.Std()); err != nil {
+			s.endGeneration(t.Add(-d))
+			return
+		}
+		b := s.allocate(t)
+		s.c.bus.post(func(l Listener) { l.OnBatchSubmitted(b.info) })
+		s.mu.Lock()
+		s.mu.queue = append(s.mu.queue, b)
+		last := s.mu.draining && !s.inputsPending()
+		s.mu.Unlock()
+		s.signal()
+		if last {
+			s.endGeneration(t)
+			return
+		}
+	}
+}
+
+func (s *scheduler) endGeneration(last Time) {
+	s.mu.Lock()
+	s.mu.genEnded, s.mu.lastTime = true, last
+	s.mu.Unlock()
+	s.signal()
+}
+
+// allocate fixes what batch t holds: for every input stream, its data
+// received and not yet allocated.
+func (s *scheduler) allocate(t Time) *batchRun {
+	b := &batchRun{t: t, c: s.c, exec: s.c.exec, inputs: make(map[int]any, len(s.inputs))}
+	b.info = BatchInfo{Time: t, SubmittedAt: s.c.cfg.Clock.Now()}
+	for _, in := range s.inputs {
+		data, n := in.allocate(t)
+		b.inputs[in.node().id] = data
+		b.info.Records += n
+		b.info.Inputs = append(b.info.Inputs, StreamInput{Operator: in.node().id, Stream: in.name(), Records: n})
+	}
+	return b
+}
+
+func (s *scheduler) inputsPending() bool {
+	for _, in := range s.inputs {
+		if in.pending() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run executes queued batches in order until generation has ended and the
+// queue is empty, or a batch fails.
+func (s *scheduler) run() {
+	defer close(s.done)
+	defer func() { <-s.genDone }()
+	for {
+		s.mu.Lock()
+		var b *batchRun
+		if len(s.mu.queue) > 0 && !s.mu.dropped {
+			b, s.mu.queue = s.mu.queue[0], s.mu.queue[1:]
+		}
+		finished := b == nil && (s.mu.genEnded || s.mu.dropped)
+		s.mu.Unlock()
+		if finished {
+			return
+		}
+		if b == nil {
+			<-s.wake
+			continue
+		}
+		if err := s.execute(b); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+// execute runs one batch: stateful and remembered operators first, then
+// every output operation valid at b.t, in the order they were registered;
+// then the batch commits and remembered RDDs that no window needs are
+// dropped.
+func (s *scheduler) execute(b *batchRun) error {
+	b.info.StartedAt = s.c.cfg.Clock.Now()
+	started := b.info
+	s.c.bus.post(func(l Listener) { l.OnBatchStarted(started) })
+	err := s.executeJobs(b)
+	for _, o := range s.ops {
+		if cm, ok := o.hooks.(committer); ok {
+			if err == nil {
+				cm.commit(b.t)
+			} else {
+				cm.abort()
+			}
+		}
+		o.hooks.forget(b.t.Add(-o.remember))
+	}
+	b.info.CompletedAt = s.c.cfg.Clock.Now()
+	b.info.Err = err
+	done := b.info
+	s.c.bus.post(func(l Listener) { l.OnBatchCompleted(done) })
+	if err != nil {
+		return fmt.Errorf("engine: batch %v failed: %w", b.t, err)
+	}
+	s.c.log.Debug("batch completed", "time", b.t, "records", b.info.Records,
+		"scheduling_delay", b.info.SchedulingDelay(), "processing", b.info.ProcessingDelay())
+	return nil
+}
+
+// executeJobs runs the batch's jobs. Tasks catch their own panics; the
+// guard here catches those of user code run on this goroutine (Transform,
+// output functions) so that no panic kills the process.
+func (s *scheduler) executeJobs(b *batchRun) error {
+	return guard(b.t, "batch", -1, func() error { return s.runJobs(b) })
+}
+
+func (s *scheduler) runJobs(b *batchRun) error {
+	for _, o := range s.forced {
+		if o.validAt(b.t) {
+			if err := o.hooks.force(b); err != nil {
+				return err
+			}
+		}
+	}
+	for _, out := range s.outputs {
+		if out.node.validAt(b.t) {
+			if err := out.run(b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fail stops the context after a failed batch: a batch that cannot
+// complete must not be skipped, since every later batch of a stateful
+// operator depends on it.
+func (s *scheduler) fail(err error) {
+	var te *TaskError
+	if errors.As(err, &te) && te.Stack != "" {
+		s.c.log.Error("batch failed; stopping", "err", err, "stack", te.Stack)
+	} else {
+		s.c.log.Error("batch failed; stopping", "err", err)
+	}
+	s.mu.Lock()
+	s.mu.err = err
+	s.mu.Unlock()
+	s.cancelGen()
+	for _, in := range s.inputs {
+		in.stop(false)
+	}
+}
+
+func (s *scheduler) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.err
+}
+
+// stop ends the scheduler. Graceful: receivers stop and flush, generation
+// goes on until a batch has taken everything they received, and every
+// queued batch runs. Otherwise generation stops now, the running batch
+// finishes and queued ones are dropped.
+func (s *scheduler) stop(ctx context.Context, graceful bool) error {
+	for _, in := range s.inputs {
+		in.stop(graceful)
+	}
+	s.mu.Lock()
+	if graceful {
+		s.mu.draining = true
+		if !s.inputsPending() {
+			// Nothing received is waiting: the batches already
+			// allocated are all there is to finish.
+			s.cancelGen()
+		}
+	} else {
+		s.mu.dropped = true
+	}
+	s.mu.Unlock()
+	if !graceful {
+		s.cancelGen()
+	}
+	s.signal()
+	select {
+	case <-s.done:
+		s.cancelGen()
+		return nil
+	case <-ctx.Done():
+		s.cancelGen()
+		s.mu.Lock()
+		s.mu.dropped = true
+		s.mu.Unlock()
+		s.signal()
+		<-s.done
+		return fmt.Errorf("engine: graceful stop did not finish: %w", ctx.Err())
+	}
+}

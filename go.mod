@@ -1,0 +1,3 @@
+module github.com/sluice-stream/sluice
+
+go 1.26
