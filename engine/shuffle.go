@@ -76,12 +76,14 @@ func shuffleByKey[K comparable, V, C any](b *batchRun, op string, r *rdd[Pair[K,
 }
 
 // groupByKeyRDD groups the values of each key into n partitions, keeping
-// the values in input order.
+// the values in input order. Values are grouped on the map side too: that
+// does not make them fewer, but each key crosses the shuffle once per map
+// task instead of once per value.
 func groupByKeyRDD[K comparable, V any](b *batchRun, op string, r *rdd[Pair[K, V]], n int) (*rdd[Pair[K, []V]], error) {
 	return shuffleByKey(b, op, r, n,
 		func(v V) []V { return []V{v} },
 		func(c []V, v V) []V { return append(c, v) },
-		func(c, d []V) []V { return append(c, d...) }, false)
+		func(c, d []V) []V { return append(c, d...) }, true)
 }
 
 // unionRDDs concatenates the partitions of several rdds.

@@ -1,0 +1,249 @@
+// Command node runs a Sluice node. With no arguments it runs the built-in
+// word count over a built-in sample text and serves a status page.
+//
+//	node                         word count over the sample, UI on 127.0.0.1:4040
+//	node run [flags]             run an application (see node help)
+//	node help                    this help
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluice-stream/sluice/engine"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the job failed while running
+	exitUsage   = 2 // bad flags or arguments
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return runNode(args, stdout, stderr)
+	}
+	switch args[0] {
+	case "run":
+		return runNode(args[1:], stdout, stderr)
+	case "help":
+		usage(stderr)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, help\n", args[0])
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `Sluice: a fault-tolerant micro-batch stream processor.
+
+Usage:
+  node                 run word count over the built-in sample, UI at http://127.0.0.1:4040
+  node run [flags]     run an application
+  node help            show this help
+
+Applications (--app):
+`)
+	for _, name := range appNames() {
+		fmt.Fprintf(w, "  %-12s %s\n", name, apps[name].describe)
+	}
+	fmt.Fprintf(w, "\nSources (--source):\n  %s\n\nFlags of run:\n", strings.Join(sourceSchemes, "\n  "))
+	fs, _ := newFlags()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// nodeFlags are the flags of `node run`.
+type nodeFlags struct {
+	app          string
+	source       string
+	batch        time.Duration
+	partitions   int
+	dataDir      string
+	httpAddr     string
+	top          int
+	maxLineBytes int
+	sampleRate   int
+	logLevel     string
+	stopTimeout  time.Duration
+}
+
+func newFlags() (*flag.FlagSet, *nodeFlags) {
+	f := &nodeFlags{}
+	fs := flag.NewFlagSet("node run", flag.ContinueOnError)
+	fs.StringVar(&f.app, "app", "wordcount", "the application to run: "+strings.Join(appNames(), ", "))
+	fs.StringVar(&f.source, "source", "sample://", "where input comes from (sample://, socket://HOST:PORT, dir:///PATH)")
+	fs.DurationVar(&f.batch, "batch", time.Second, "batch duration, a whole number of milliseconds")
+	fs.IntVar(&f.partitions, "partitions", 0, "partitions of keyed state and shuffles (0: 2 × CPUs)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the node's data; word count saves every batch's counts under DIR/output")
+	fs.StringVar(&f.httpAddr, "http", "127.0.0.1:4040", "address of the status page and API")
+	fs.IntVar(&f.top, "top", 10, "records printed per batch")
+	fs.IntVar(&f.maxLineBytes, "max-line-bytes", 1<<20, "longest input line accepted; longer lines are dropped and counted")
+	fs.IntVar(&f.sampleRate, "sample-rate", 100, "lines per second replayed by sample://")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop (SIGINT, SIGTERM) may take")
+	return fs, f
+}
+
+// validate checks the flags that the engine does not check itself.
+func (f *nodeFlags) validate() error {
+	if _, ok := apps[f.app]; !ok {
+		return fmt.Errorf("--app %q is not an application; the applications are: %s", f.app, strings.Join(appNames(), ", "))
+	}
+	switch {
+	case f.top < 0:
+		return fmt.Errorf("--top %d must be 0 or more", f.top)
+	case f.maxLineBytes < 1:
+		return fmt.Errorf("--max-line-bytes %d must be at least 1", f.maxLineBytes)
+	case f.sampleRate < 0:
+		return fmt.Errorf("--sample-rate %d must be 0 or more", f.sampleRate)
+	case f.partitions < 0:
+		return fmt.Errorf("--partitions %d must be at least 1 (or 0 for the default)", f.partitions)
+	case f.batch <= 0 || f.batch%time.Millisecond != 0:
+		return fmt.Errorf("--batch %v must be a positive whole number of milliseconds, such as 1s or 500ms", f.batch)
+	}
+	return nil
+}
+
+func (f *nodeFlags) logger(stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+func runNode(args []string, stdout, stderr io.Writer) int {
+	fs, f := newFlags()
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "node run: unexpected argument %q (flags only; see node help)\n", fs.Arg(0))
+		return exitUsage
+	}
+	if err := f.validate(); err != nil {
+		fmt.Fprintln(stderr, "node:", err)
+		return exitUsage
+	}
+	log, err := f.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "node:", err)
+		return exitUsage
+	}
+	n, err := startNode(f, log, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "node:", err)
+		return exitUsage
+	}
+	fmt.Fprint(stderr, n.banner(f))
+	return n.wait(f.stopTimeout)
+}
+
+// node is a running node: the streaming context and its status server.
+type node struct {
+	c      *engine.Context
+	srv    *http.Server
+	ln     net.Listener
+	status *status
+	log    *slog.Logger
+}
+
+func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) {
+	cfg := engine.DefaultConfig()
+	cfg.AppName, cfg.BatchDuration, cfg.Partitions = f.app, f.batch, f.partitions
+	cfg.MaxLineBytes, cfg.Logger, cfg.Stdout = f.maxLineBytes, log, stdout
+	if f.partitions == 0 {
+		cfg.Partitions = engine.DefaultConfig().Partitions
+	}
+	c, err := engine.NewContext(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := openSource(c, f.source, f.sampleRate)
+	if err != nil {
+		return nil, err
+	}
+	o := appOptions{top: f.top}
+	if f.dataDir != "" {
+		o.saveDir = f.dataDir + "/output"
+	}
+	apps[f.app].build(c, lines, o)
+	n := &node{c: c, log: log, status: newStatus(c, f.app, f.source)}
+	c.AddListener(n.status)
+	if n.ln, err = net.Listen("tcp", f.httpAddr); err != nil {
+		return nil, fmt.Errorf("--http %s: %w (is another node running? pick another address with --http)", f.httpAddr, err)
+	}
+	n.srv = &http.Server{Handler: n.status.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go n.srv.Serve(n.ln)
+	if err := c.Start(); err != nil {
+		n.srv.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) banner(f *nodeFlags) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Sluice is running %s over %s, a batch every %v.\n", f.app, f.source, f.batch)
+	fmt.Fprintf(&b, "Status page: http://%s/ (JSON at /api/status)\n", n.ln.Addr())
+	if strings.HasPrefix(f.source, "sample://") {
+		b.WriteString("This is the built-in sample. To count real input, run `nc -lk 9999` in another terminal and\n" +
+			"  go run ./cmd/node run --source socket://localhost:9999\n" +
+			"or move files into a directory watched with --source dir:///path/to/dir\n")
+	}
+	b.WriteString("Stop with Ctrl-C: received data is processed before the node exits.\n")
+	return b.String()
+}
+
+// wait runs until a signal or a failed batch. A signal stops the node
+// gracefully; a failed batch exits with exitFailure.
+func (n *node) wait(stopTimeout time.Duration) int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ended := make(chan error, 1)
+	go func() { ended <- n.c.AwaitTermination(context.Background()) }()
+	code := exitOK
+	select {
+	case sig := <-sigs:
+		n.log.Info("stopping gracefully", "signal", sig.String(), "timeout", stopTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		if err := n.c.Stop(ctx, true); err != nil {
+			n.log.Error("graceful stop", "err", err)
+			code = exitFailure
+		}
+		cancel()
+		if err := <-ended; err != nil {
+			code = exitFailure
+		}
+	case err := <-ended:
+		n.c.Stop(context.Background(), false)
+		if err != nil {
+			n.log.Error("the job failed; the node stops", "err", err)
+			code = exitFailure
+		}
+	}
+	n.srv.Close()
+	return code
+}

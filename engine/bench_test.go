@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// benchCorpus is a deterministic corpus: lines of 10 words drawn from a
+// 10,000-word vocabulary with a Zipf-like skew, as the chaos harness and
+// `node bench` draw them.
+func benchCorpus(lines int, seed uint64) []string {
+	r := rand.New(rand.NewPCG(seed, seed))
+	zipf := rand.NewZipf(r, 1.1, 1, 9999)
+	vocab := make([]string, 10000)
+	for i := range vocab {
+		vocab[i] = fmt.Sprintf("w%d", i)
+	}
+	out := make([]string, lines)
+	var sb strings.Builder
+	for i := range out {
+		sb.Reset()
+		for w := 0; w < 10; w++ {
+			if w > 0 {
+				sb.WriteByte(' ')
+			}
+			sb.WriteString(vocab[zipf.Uint64()])
+		}
+		out[i] = sb.String()
+	}
+	return out
+}
+
+var (
+	corpusOnce sync.Once
+	corpus1M   []string
+)
+
+func millionLines() []string {
+	corpusOnce.Do(func() { corpus1M = benchCorpus(1_000_000, 1) })
+	return corpus1M
+}
+
+// BenchmarkWordCount runs a stateful word count (FlatMapEmit, MapToPair,
+// UpdateStateByKey) over 1,000,000 lines in one batch, and reports
+// lines/s; corpus generation is not timed.
+func BenchmarkWordCount(b *testing.B) {
+	b.Run("state", func(b *testing.B) { benchWordCount(b, false) })
+	b.Run("reduce+state", func(b *testing.B) { benchWordCount(b, true) })
+}
+
+// benchWordCount counts words with UpdateStateByKey, after a ReduceByKey
+// (map-side combining) when combine is set.
+func benchWordCount(b *testing.B, combine bool) {
+	lines := millionLines()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h := newHarness(b, func(c *Config) { c.Partitions = 0; c.Parallelism = 0 })
+		words := FlatMapEmit(QueueStream(h.c, NewQueue(lines), true), Words)
+		pairs := MapToPair(words, func(w string) (string, int64) { return w, 1 })
+		if combine {
+			pairs = ReduceByKey(pairs, addInt64)
+		}
+		var keys int64
+		UpdateStateByKey(pairs, func(vs []int64, old int64, _ bool) (int64, bool) {
+			for _, v := range vs {
+				old += v
+			}
+			return old, true
+		}).ForeachRDD(func(_ Time, r RDD[Pair[string, int64]]) error {
+			keys = r.Count()
+			return nil
+		})
+		h.start()
+		h.run(1)
+		if keys == 0 {
+			b.Fatal("no words counted")
+		}
+	}
+	b.ReportMetric(float64(len(lines))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// BenchmarkWords measures the tokenizer alone.
+func BenchmarkWords(b *testing.B) {
+	lines := millionLines()[:100_000]
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		for _, l := range lines {
+			Words(l, func(string) { n++ })
+		}
+	}
+	b.ReportMetric(float64(len(lines))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
