@@ -10,9 +10,13 @@ import (
 // returned an error while computing a partition of an operator's output at
 // a batch time. It carries the stack of the panic, so the log and the
 // listener show where user code failed.
+//
+// Narrow operators are pipelined into the task of the operator that
+// consumes them, so Operator names that task's operator; the stack shows
+// which function failed.
 type TaskError struct {
 	Time      Time
-	Operator  string // "#id kind" or the operator's name
+	Operator  string // "#id kind", with the operator's name if it has one
 	Partition int    // -1 for driver-side work such as an output function
 	Panic     any    // the recovered value, nil if Err is set
 	Err       error
@@ -47,8 +51,13 @@ func newExecutor(parallelism int) *executor {
 // task fails, the error of the lowest failing partition is returned, so
 // the reported failure does not depend on scheduling.
 func (x *executor) run(t Time, op string, n int, fn func(p int)) error {
+	return x.runE(t, op, n, func(p int) error { fn(p); return nil })
+}
+
+// runE is run for tasks that can fail with an error as well as a panic.
+func (x *executor) runE(t Time, op string, n int, fn func(p int) error) error {
 	if n == 1 {
-		return guard(t, op, 0, func() error { fn(0); return nil })
+		return guard(t, op, 0, func() error { return fn(0) })
 	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -57,7 +66,7 @@ func (x *executor) run(t Time, op string, n int, fn func(p int)) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-x.sem; wg.Done() }()
-			errs[p] = guard(t, op, p, func() error { fn(p); return nil })
+			errs[p] = guard(t, op, p, func() error { return fn(p) })
 		}()
 	}
 	wg.Wait()

@@ -7,7 +7,8 @@ import "time"
 type stateStores[K comparable, S any] struct {
 	parts       []*memStore[K, S]
 	initial     []Pair[K, S]
-	initialized bool
+	initialized bool // the initial state is committed
+	loading     bool // the running batch loaded the initial state
 	part        partitioner[K]
 }
 
@@ -24,19 +25,25 @@ func (st *stateStores[K, S]) begin(t Time) {
 	if st.initialized {
 		return
 	}
+	st.loading = true
 	for _, kv := range st.initial {
 		st.parts[st.part.of(kv.Key)].put(kv.Key, kv.Value, t)
 	}
 }
 
+// commit runs after every batch, including those at which the operator
+// is not valid (after a window): only a batch that loaded the initial
+// state marks it loaded.
 func (st *stateStores[K, S]) commit(Time) {
-	st.initialized = true
+	st.initialized = st.initialized || st.loading
+	st.loading = false
 	for _, p := range st.parts {
 		p.commit()
 	}
 }
 
 func (st *stateStores[K, S]) abort() {
+	st.loading = false
 	for _, p := range st.parts {
 		p.abort()
 	}

@@ -90,10 +90,14 @@ func (d *DStream[T]) ReduceByWindowInv(f, inv func(T, T) T, window, slide time.D
 func windowInputs[T any](b *batchRun, reduced, self *DStream[T], window, slide, ps time.Duration) (olds, news []*rdd[T], prev *rdd[T], err error) {
 	curBegin, curEnd := b.t.Add(-window+ps), b.t
 	prevBegin, prevEnd := curBegin.Add(-slide), curEnd.Add(-slide)
-	if olds, err = reduced.slice(b, prevBegin, curBegin.Add(-ps)); err != nil {
+	// With a slide longer than the window, the batches between the two
+	// windows are in neither: they must be neither removed nor added.
+	// (Spark's ReducedWindowedDStream takes them as both, which adds them
+	// to every key missing from the previous window.)
+	if olds, err = reduced.slice(b, prevBegin, min(curBegin.Add(-ps), prevEnd)); err != nil {
 		return nil, nil, nil, err
 	}
-	if news, err = reduced.slice(b, prevEnd.Add(ps), curEnd); err != nil {
+	if news, err = reduced.slice(b, max(prevEnd.Add(ps), curBegin), curEnd); err != nil {
 		return nil, nil, nil, err
 	}
 	prev, ok, err := self.get(b, prevEnd)

@@ -6,19 +6,15 @@ import "fmt"
 type OpOption func(*opOptions)
 
 type opOptions struct {
-	partitions int // 0: the context's default
-	initial    any // []Pair[K, S] for UpdateStateByKey
+	partitions    int  // used when partitionsSet
+	partitionsSet bool // an explicit 0 is a mistake, not "the default"
+	initial       any  // []Pair[K, S] for UpdateStateByKey
 }
 
 // WithPartitions sets the number of partitions an operator's output (and
 // state) is hashed into, in place of Config.Partitions.
 func WithPartitions(n int) OpOption {
-	return func(o *opOptions) {
-		if n == 0 {
-			n = -1 // an explicit 0 is a mistake, not "the default"
-		}
-		o.partitions = n
-	}
+	return func(o *opOptions) { o.partitions, o.partitionsSet = n, true }
 }
 
 // WithInitialState gives UpdateStateByKey the state its keys start with.
@@ -38,7 +34,7 @@ func applyOptions(opts []OpOption) opOptions {
 // options, returning its fingerprint parameter too.
 func (o opOptions) partitionCount(c *Context) (int, string) {
 	n := o.partitions
-	if n == 0 {
+	if !o.partitionsSet {
 		n = c.cfg.Partitions
 	}
 	return n, fmt.Sprintf("partitions=%d", n)

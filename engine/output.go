@@ -7,12 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // output registers an output operation on d: a job at every batch time d
-// is valid.
-func (d *DStream[T]) output(kind string, params []string, run func(b *batchRun, label string, r *rdd[T]) error) {
+// is valid. It returns the operation's node, which build errors name.
+func (d *DStream[T]) output(kind string, params []string, run func(b *batchRun, label string, r *rdd[T]) error) *opNode {
 	o := d.op.ctx.addOp(kind, []*opNode{d.op}, d.op.slide, params...)
 	o.hooks = noHooks{}
 	d.op.ctx.addOutput(o, func(b *batchRun) error {
@@ -22,6 +21,7 @@ func (d *DStream[T]) output(kind string, params []string, run func(b *batchRun, 
 		}
 		return run(b, o.label(), r)
 	})
+	return o
 }
 
 // noHooks is the hooks of an operator that keeps nothing between batches.
@@ -38,7 +38,7 @@ const printRule = "-------------------------------------------"
 // there are more, and an empty line. Print is for people: a batch re-run
 // after a failure prints again.
 func (d *DStream[T]) Print(n int) {
-	d.output("print", []string{fmt.Sprintf("n=%d", n)}, func(b *batchRun, _ string, r *rdd[T]) error {
+	o := d.output("print", []string{fmt.Sprintf("n=%d", n)}, func(b *batchRun, _ string, r *rdd[T]) error {
 		w := bufio.NewWriter(b.c.cfg.Stdout)
 		fmt.Fprintf(w, "%s\nTime: %v\n%s\n", printRule, b.t, printRule)
 		shown := 0
@@ -57,7 +57,7 @@ func (d *DStream[T]) Print(n int) {
 		return w.Flush()
 	})
 	if n < 0 {
-		d.op.ctx.buildError(d.op, "Print count %d must not be negative", n)
+		d.op.ctx.buildError(o, "Print count %d must not be negative", n)
 	}
 }
 
@@ -76,11 +76,11 @@ func (d *DStream[T]) ForeachRDD(f func(t Time, rdd RDD[T]) error) {
 // place, so a reader sees a whole batch or none, and a re-run of the same
 // batch replaces the directory whole.
 func (d *DStream[T]) SaveAsTextFiles(prefix, suffix string) {
-	d.output("saveAsTextFiles", []string{"prefix=" + prefix, "suffix=" + suffix}, func(b *batchRun, label string, r *rdd[T]) error {
+	o := d.output("saveAsTextFiles", []string{"prefix=" + prefix, "suffix=" + suffix}, func(b *batchRun, label string, r *rdd[T]) error {
 		return saveTextDir(b, label, batchDirName(prefix, suffix, b.t), r)
 	})
 	if prefix == "" {
-		d.op.ctx.buildError(d.op, "SaveAsTextFiles needs a prefix (a path such as out/counts)")
+		d.op.ctx.buildError(o, "SaveAsTextFiles needs a prefix (a path such as out/counts)")
 	}
 }
 
@@ -106,10 +106,8 @@ func saveTextDir[T any](b *batchRun, label, final string, r *rdd[T]) error {
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return fmt.Errorf("engine: %s: %w", label, err)
 	}
-	err := b.exec.run(b.t, label, r.n, func(p int) {
-		if err := writeSynced(filepath.Join(tmp, fmt.Sprintf("part-%05d", p)), r.mat[p]); err != nil {
-			panic(err)
-		}
+	err := b.exec.runE(b.t, label, r.n, func(p int) error {
+		return writeSynced(filepath.Join(tmp, fmt.Sprintf("part-%05d", p)), r.mat[p])
 	})
 	if err != nil {
 		return err
@@ -150,12 +148,8 @@ func writeSynced[T any](path string, records []T) error {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	var sb strings.Builder
 	for _, v := range records {
-		sb.Reset()
-		fmt.Fprint(&sb, v)
-		w.WriteString(sb.String())
-		w.WriteByte('\n')
+		fmt.Fprintln(w, v)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()

@@ -76,7 +76,9 @@ func (s *scheduler) generate(ctx context.Context) {
 			return
 		}
 		b := s.allocate(t)
-		s.c.bus.post(func(l Listener) { l.OnBatchSubmitted(b.info) })
+		// The listener gets a copy: once queued, b is the run goroutine's.
+		submitted := b.info
+		s.c.bus.post(func(l Listener) { l.OnBatchSubmitted(submitted) })
 		s.mu.Lock()
 		s.mu.queue = append(s.mu.queue, b)
 		last := s.mu.draining && !s.inputsPending()
