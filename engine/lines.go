@@ -17,7 +17,8 @@ var ErrLineTooLong = errors.New("engine: line longer than the maximum (raise --m
 // (CRLF input reads like LF input); a last line without "\n" is a line;
 // empty lines are records like any other; bytes that are not valid UTF-8
 // pass through unchanged; a line longer than max bytes is consumed,
-// dropped, and reported as ErrLineTooLong.
+// dropped, and reported as ErrLineTooLong; the part of a line read before
+// a read error (other than io.EOF) is dropped with the error.
 type lineReader struct {
 	r   *bufio.Reader
 	max int
@@ -33,41 +34,42 @@ func newLineReader(r io.Reader, max int) *lineReader {
 // ErrLineTooLong) and reading can go on.
 func (lr *lineReader) next() (string, error) {
 	lr.buf = lr.buf[:0]
-	tooLong := 0
+	dropped := 0 // leading bytes of an over-long line already discarded
 	for {
 		chunk, err := lr.r.ReadSlice('\n')
-		if tooLong > 0 || len(lr.buf)+len(chunk) > lr.max+2 { // +2: room for "\r\n"
-			tooLong += len(lr.buf) + len(chunk)
-			lr.buf = lr.buf[:0]
-		} else {
-			lr.buf = append(lr.buf, chunk...)
+		lr.buf = append(lr.buf, chunk...)
+		if n := len(lr.buf) - 2; n > lr.max {
+			// Over-long: keep only the last two bytes, a possible "\r\n",
+			// so that the reported length is the line's, without its end.
+			dropped += n
+			lr.buf = lr.buf[:copy(lr.buf, lr.buf[n:])]
 		}
 		switch {
 		case err == bufio.ErrBufferFull:
 			continue
-		case err != nil && (tooLong > 0 || len(lr.buf) == 0):
-			if tooLong > 0 && err == io.EOF {
-				return "", fmt.Errorf("%w: %d bytes", ErrLineTooLong, tooLong)
-			}
+		case err != nil && err != io.EOF:
+			// A line cut short by a failure is not a line: the bytes read
+			// of it are lost, not handed on as a record.
+			return "", err
+		case err != nil && dropped == 0 && len(lr.buf) == 0:
 			return "", err
 		}
-		if tooLong > 0 {
-			return "", fmt.Errorf("%w: %d bytes", ErrLineTooLong, tooLong)
-		}
 		line := trimEOL(lr.buf)
-		if len(line) > lr.max {
-			return "", fmt.Errorf("%w: %d bytes", ErrLineTooLong, len(line))
+		if n := dropped + len(line); n > lr.max {
+			return "", fmt.Errorf("%w: %d bytes", ErrLineTooLong, n)
 		}
 		return string(line), nil
 	}
 }
 
+// trimEOL removes a final "\n" and a "\r" before it. A "\r" not followed
+// by "\n", even at the end of input, is part of the line.
 func trimEOL(b []byte) []byte {
 	if n := len(b); n > 0 && b[n-1] == '\n' {
 		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
 	}
 	return b
 }

@@ -139,14 +139,16 @@ func (s *receiverStream) runReceiver(ctx context.Context, out *ReceiverOutput) (
 	return s.recv.Receive(ctx, out)
 }
 
-// blockLoop cuts a block at every multiple of the block interval.
+// blockLoop cuts a block at every multiple of the block interval. It
+// counts in time.Time, not in Time's milliseconds: Config accepts a block
+// interval shorter than a millisecond, which Time would round to zero.
 func (s *receiverStream) blockLoop(ctx context.Context) {
 	defer s.wg.Done()
 	clock, every := s.c.cfg.Clock, s.c.cfg.BlockInterval
-	next := TimeOf(clock.Now()).floorTo(0, every)
+	next := clock.Now().Truncate(every)
 	for {
 		next = next.Add(every)
-		if clock.WaitUntil(ctx, next.Std()) != nil {
+		if clock.WaitUntil(ctx, next) != nil {
 			return
 		}
 		s.cutBlock()
