@@ -94,8 +94,17 @@ func (c *Context) addOp(kind string, parents []*opNode, slide time.Duration, par
 func (c *Context) buildError(o *opNode, format string, args ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.buildErrs = append(c.buildErrs, fmt.Errorf("engine: operator %s: %s", o.label(), fmt.Sprintf(format, args...)))
+	c.buildErrs = append(c.buildErrs, &graphError{op: o, msg: fmt.Sprintf(format, args...)})
 }
+
+// graphError is a mistake in one operator. It names the operator when it
+// is printed, so that a name given with Named after the mistake shows.
+type graphError struct {
+	op  *opNode
+	msg string
+}
+
+func (e *graphError) Error() string { return "engine: operator " + e.op.label() + ": " + e.msg }
 
 func (c *Context) addOutput(o *opNode, run func(b *batchRun) error) {
 	c.mu.Lock()
@@ -152,8 +161,11 @@ func (c *Context) Start() error {
 // Stop stops the context. With graceful set, receivers stop first and
 // every batch holding data they received runs to completion; otherwise
 // the batch now running finishes and queued batches are dropped. Stop
-// returns when the scheduler has stopped, or when ctx is done. Stopping a
-// context that is not running is a no-op.
+// returns when the scheduler has stopped. If ctx ends first, queued
+// batches are dropped and Stop returns ctx's error once the batch running
+// then has finished (a task cannot be interrupted, and no goroutine may
+// outlive Stop). A context that is stopped, or was never started, cannot
+// be started again.
 func (c *Context) Stop(ctx context.Context, graceful bool) error {
 	c.mu.Lock()
 	s := c.sched

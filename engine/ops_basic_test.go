@@ -522,3 +522,16 @@ func TestBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildErrorNamesNamedOperator checks that a build error names the
+// operator by the name given with Named, even when Named comes after the
+// mistake was recorded.
+func TestBuildErrorNamesNamedOperator(t *testing.T) {
+	h := newHarness(t)
+	pairs := MapToPair(QueueStream(h.c, NewQueue[string](), true), func(s string) (string, int) { return s, 1 })
+	ReduceByKey(pairs, func(a, b int) int { return a + b }, WithPartitions(-2)).Named("totals").Print(1)
+	err := h.c.Start()
+	if err == nil || !strings.Contains(err.Error(), `#2 reduceByKey "totals"`) || !strings.Contains(err.Error(), "-2") {
+		t.Fatalf("Start() = %v, want an error naming #2 reduceByKey \"totals\" and -2", err)
+	}
+}
