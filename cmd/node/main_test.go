@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-stream/sluice/engine"
 )
 
 // nodeBin is the node binary built once for the tests that run it as a
@@ -264,4 +266,53 @@ func TestHTTPAddressInUse(t *testing.T) {
 	if !strings.Contains(string(out), "--http") {
 		t.Errorf("output does not name the flag:\n%s", out)
 	}
+}
+
+// TestPanickingAppExitsWithTheStack runs the node in process with an
+// application whose function panics on one word: the batch fails, the log
+// shows the panic and its stack, and the node exits 1 instead of dying
+// silently or carrying on past a lost batch.
+func TestPanickingAppExitsWithTheStack(t *testing.T) {
+	apps["panics"] = app{describe: "test", build: func(c *engine.Context, lines *engine.DStream[string], _ appOptions) {
+		engine.Map(lines, func(l string) string {
+			if l == "boom" {
+				panic("the word was boom")
+			}
+			return l
+		}).Print(1)
+	}}
+	defer delete(apps, "panics")
+	in := t.TempDir()
+	if err := os.WriteFile(filepath.Join(in, "input"), []byte("fine\nboom\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	code := run([]string{"run", "--app", "panics", "--source", "dir://" + in, "--http", "127.0.0.1:0", "--batch", "100ms"}, &stdout, &stderr)
+	if code != exitFailure {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitFailure, stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{"batch failed", "the word was boom", "TestPanickingAppExitsWithTheStack", "the job failed"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the node's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
