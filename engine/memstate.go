@@ -74,8 +74,6 @@ func (m *memStore[K, S]) each(fn func(k K, e stateEntry[S])) {
 	})
 }
 
-func (m *memStore[K, S]) len() int { return len(m.idx) }
-
 // commit makes the batch's writes the committed state.
 func (m *memStore[K, S]) commit() {
 	m.delta.each(func(k K, pe pendingEntry[S]) {

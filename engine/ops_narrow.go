@@ -111,8 +111,7 @@ func (d *DStream[T]) Filter(keep func(T) bool) *DStream[T] {
 // Repartition spreads each batch's records over n partitions, round robin
 // in record order, to change the parallelism of what follows.
 func (d *DStream[T]) Repartition(n int) *DStream[T] {
-	var out *DStream[T]
-	out = derive(d, "repartition", []string{fmt.Sprintf("partitions=%d", n)}, func(b *batchRun) (*rdd[T], error) {
+	out := derive(d, "repartition", []string{fmt.Sprintf("partitions=%d", n)}, func(b *batchRun) (*rdd[T], error) {
 		r, err := d.collect(b)
 		if err != nil {
 			return nil, err

@@ -49,15 +49,6 @@ func (st *stateStores[K, S]) abort() {
 	}
 }
 
-// keys returns the number of keys in committed state.
-func (st *stateStores[K, S]) keys() int {
-	n := 0
-	for _, p := range st.parts {
-		n += p.len()
-	}
-	return n
-}
-
 // statefulStream is a DStream whose operator keeps state between batches.
 type statefulStream[T any, K comparable, S any] struct {
 	*DStream[T]

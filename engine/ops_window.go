@@ -12,8 +12,7 @@ import (
 func (d *DStream[T]) Window(window, slide time.Duration) *DStream[T] {
 	c := d.op.ctx
 	ps := d.op.slide
-	var out *DStream[T]
-	out = newStream(c, "window", []*opNode{d.op}, slide,
+	out := newStream(c, "window", []*opNode{d.op}, slide,
 		[]string{durParam("window", window), durParam("slide", slide)},
 		func(b *batchRun) (*rdd[T], error) {
 			rs, err := d.slice(b, b.t.Add(-window+ps), b.t)

@@ -37,8 +37,7 @@ type scheduler struct {
 		sync.Mutex
 		queue    []*batchRun
 		draining bool // graceful stop: generate until inputs hold nothing
-		lastTime Time // set when generation has ended: no batch after it
-		genEnded bool
+		genEnded bool // no batch will be queued any more
 		dropped  bool // non-graceful stop: drop queued batches
 		err      error
 	}
@@ -72,7 +71,7 @@ func (s *scheduler) generate(ctx context.Context) {
 	d := s.c.cfg.BatchDuration
 	for t := s.c.zero.Add(d); ; t = t.Add(d) {
 		if err := s.c.cfg.Clock.WaitUntil(ctx, t.Std()); err != nil {
-			s.endGeneration(t.Add(-d))
+			s.endGeneration()
 			return
 		}
 		b := s.allocate(t)
@@ -85,15 +84,15 @@ func (s *scheduler) generate(ctx context.Context) {
 		s.mu.Unlock()
 		s.signal()
 		if last {
-			s.endGeneration(t)
+			s.endGeneration()
 			return
 		}
 	}
 }
 
-func (s *scheduler) endGeneration(last Time) {
+func (s *scheduler) endGeneration() {
 	s.mu.Lock()
-	s.mu.genEnded, s.mu.lastTime = true, last
+	s.mu.genEnded = true
 	s.mu.Unlock()
 	s.signal()
 }
