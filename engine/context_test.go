@@ -191,15 +191,13 @@ func stopContext(t testing.TB, c *Context, graceful bool) {
 	}
 }
 
-// pollUntil polls cond until it holds, for conditions no channel announces
-// (goroutines exiting, scheduler state); it fails the test after
-// waitTimeout.
-func pollUntil(t testing.TB, what string, cond func() bool) {
+// waitClosed waits for ch to be closed.
+func waitClosed(t testing.TB, what string, ch <-chan struct{}) {
 	t.Helper()
-	for deadline := time.Now().Add(waitTimeout); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
+	select {
+	case <-ch:
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
 	}
 }
 
@@ -325,11 +323,7 @@ func TestContextStopNonGracefulDropsQueuedBatches(t *testing.T) {
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.c.Stop(context.Background(), false) }()
-	pollUntil(t, "Stop to drop the queued batches", func() bool {
-		h.c.sched.mu.Lock()
-		defer h.c.sched.mu.Unlock()
-		return h.c.sched.mu.dropped
-	})
+	waitClosed(t, "Stop to drop the queued batches", h.c.sched.stopping)
 	free()
 	select {
 	case err := <-stopped:
@@ -411,12 +405,7 @@ func stopWhileAdvancing(t *testing.T, h *harness, graceful bool) {
 		defer cancel()
 		stopped <- h.c.Stop(ctx, graceful)
 	}()
-	s := h.c.sched
-	pollUntil(t, "Stop to stop the inputs", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.mu.draining || s.mu.dropped
-	})
+	waitClosed(t, "Stop to stop the inputs", h.c.sched.stopping)
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
 	for i := 0; i < 10; i++ {

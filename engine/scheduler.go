@@ -31,6 +31,7 @@ type scheduler struct {
 
 	cancelGen context.CancelFunc // stops generation at once
 	genDone   chan struct{}
+	stopping  chan struct{} // closed once stop has stopped the inputs and set its mode
 	done      chan struct{} // closed when both goroutines have exited
 
 	mu struct {
@@ -46,7 +47,8 @@ type scheduler struct {
 
 func newScheduler(c *Context, inputs []inputStream, outputs []*outputOp, ops []*opNode) *scheduler {
 	s := &scheduler{c: c, inputs: inputs, outputs: outputs, ops: ops,
-		genDone: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+		genDone: make(chan struct{}), stopping: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1)}
 	for _, o := range ops {
 		if o.stateful || o.remember > 0 {
 			s.forced = append(s.forced, o)
@@ -258,6 +260,7 @@ func (s *scheduler) stop(ctx context.Context, graceful bool) error {
 	if !graceful {
 		s.cancelGen()
 	}
+	close(s.stopping) // Context.Stop calls stop once
 	s.signal()
 	select {
 	case <-s.done:
