@@ -3,6 +3,7 @@
 //
 //	node                         word count over the sample, UI on 127.0.0.1:4040
 //	node run [flags]             run an application (see node help)
+//	node produce [flags] [FILE]  send lines to a node's ingest endpoint
 //	node help                    this help
 package main
 
@@ -42,11 +43,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runNode(args[1:], stdout, stderr)
+	case "produce":
+		return runProduce(args[1:], os.Stdin, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, help\n", args[0])
+	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, produce, help\n", args[0])
 	return exitUsage
 }
 
@@ -56,6 +59,8 @@ func usage(w io.Writer) {
 Usage:
   node                 run word count over the built-in sample, UI at http://127.0.0.1:4040
   node run [flags]     run an application
+  node produce [flags] [FILE|-]
+                       send lines to a node's ingest endpoint, exactly once
   node help            show this help
 
 Applications (--app):
