@@ -1,0 +1,131 @@
+package recovery
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+)
+
+// Config configures a Log. Zero fields take the values of DefaultConfig,
+// except Dir and NodeID, which are required.
+type Config struct {
+	// Dir holds the raft log and stable store (Pebble, Dir/raft) and the
+	// snapshots (Dir/snapshots, raft's FileSnapshotStore).
+	Dir    string
+	NodeID string
+	// Logger receives raft's and Pebble's log lines (raft's debug chatter
+	// at slog's Debug level). nil: discarded.
+	Logger *slog.Logger
+	// FS is the filesystem of the Pebble store; nil is the real disk. The
+	// snapshots are always on the real disk unless Snapshots is set.
+	FS vfs.FS
+	// Transport connects the voters. nil: an in-memory transport, for the
+	// one-voter group of this release. A transport passed in is the
+	// caller's to close, after Close.
+	Transport raft.Transport
+	// SnapshotThreshold is the number of entries after which raft takes a
+	// snapshot and compacts the log (checked every SnapshotInterval).
+	SnapshotThreshold uint64
+
+	// Snapshots replaces the FileSnapshotStore in Dir/snapshots (for
+	// instance raft.NewInmemSnapshotStore in a simulation). The corrupt
+	// snapshot check still runs; corrupt snapshots are not moved aside.
+	Snapshots raft.SnapshotStore
+	// SnapshotInterval is how often raft checks SnapshotThreshold.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries the log keeps behind a snapshot, so
+	// that an older snapshot still covers them if the newest turns out
+	// corrupt. Default: 2 × SnapshotThreshold.
+	TrailingLogs uint64
+	// HeartbeatTimeout and ElectionTimeout: a one-voter group elects itself
+	// between one and two HeartbeatTimeouts after Open.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+}
+
+// Defaults. A snapshot every 8192 entries keeps a restart's replay short
+// (entries are a few hundred bytes; replay runs at tens of thousands per
+// second).
+const (
+	DefaultSnapshotThreshold = 8192
+	DefaultSnapshotInterval  = 10 * time.Second
+	DefaultHeartbeatTimeout  = 200 * time.Millisecond
+	DefaultElectionTimeout   = 200 * time.Millisecond
+	snapshotsRetained        = 2
+	logCacheEntries          = 1024
+)
+
+// DefaultConfig returns a Config with every default set; the caller fills
+// in Dir and NodeID.
+func DefaultConfig() Config {
+	return Config{
+		Logger:            slog.New(slog.DiscardHandler),
+		SnapshotThreshold: DefaultSnapshotThreshold,
+		SnapshotInterval:  DefaultSnapshotInterval,
+		TrailingLogs:      2 * DefaultSnapshotThreshold,
+		HeartbeatTimeout:  DefaultHeartbeatTimeout,
+		ElectionTimeout:   DefaultElectionTimeout,
+	}
+}
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = d.SnapshotInterval
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 2 * c.SnapshotThreshold
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	return c
+}
+
+// Validate reports the first field out of range, by name, with the range
+// it accepts.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return fmt.Errorf("%w: Dir is empty: give the directory of the metadata log", ErrInvalidConfig)
+	case c.NodeID == "":
+		return fmt.Errorf("%w: NodeID is empty: give this node's id", ErrInvalidConfig)
+	case c.SnapshotThreshold < 1:
+		return fmt.Errorf("%w: SnapshotThreshold is 0: want ≥ 1 entry", ErrInvalidConfig)
+	case c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < c.HeartbeatTimeout:
+		return fmt.Errorf("%w: HeartbeatTimeout %v, ElectionTimeout %v: want 5ms ≤ HeartbeatTimeout ≤ ElectionTimeout",
+			ErrInvalidConfig, c.HeartbeatTimeout, c.ElectionTimeout)
+	case c.SnapshotInterval < time.Millisecond:
+		return fmt.Errorf("%w: SnapshotInterval %v: want ≥ 1ms", ErrInvalidConfig, c.SnapshotInterval)
+	}
+	return nil
+}
+
+// raftConfig translates c for raft.
+func (c Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.NodeID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = max(c.HeartbeatTimeout/2, 5*time.Millisecond)
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.TrailingLogs = c.TrailingLogs
+	rc.NoLegacyTelemetry = true
+	rc.Logger = newHCLog(c.Logger)
+	return rc
+}

@@ -1,0 +1,184 @@
+package recovery
+
+// An event is one raft log entry's command. Its encoding is part of the
+// on-disk format (the raft log is stored, and replayed by later releases):
+//
+//	 0         1         2
+//	+---------+---------+--------------------------------------+
+//	| version | type    | payload: msgpack of the event struct |
+//	| 1 byte  | 1 byte  | (a map keyed by the msgpack tags)    |
+//	+---------+---------+--------------------------------------+
+//
+// version is eventVersion (1). type is one of the EventType constants
+// below; their numbers are frozen, new kinds take new numbers. The payload
+// is a msgpack map keyed by the short field tags, so a later release may add
+// fields (a reader ignores keys it does not know, and a missing key decodes
+// as the zero value). There is no checksum here: the entry is stored inside
+// Pebble (whose WAL and sstables are checksummed) and carried by raft.
+//
+// Decoding an unknown type is ErrUnknownEvent, never a panic: the kinds of
+// later releases (PartitionAssigned, ReceiverAssigned, FingerprintSet) have
+// numbers reserved for them already.
+
+import (
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// eventVersion is the envelope version written by this release. Part of the
+// on-disk format.
+const eventVersion = 1
+
+// EventType is the 1-byte kind of an event. Part of the on-disk format.
+type EventType uint8
+
+// The event kinds. Part of the on-disk format: never renumber.
+const (
+	TypeBlockAdded     EventType = 1
+	TypeBatchAllocated EventType = 2
+	TypeBatchCompleted EventType = 3
+	TypeTruncated      EventType = 4
+
+	// Reserved for later releases; unknown to this one.
+	typePartitionAssigned EventType = 5
+	typeReceiverAssigned  EventType = 6
+	typeFingerprintSet    EventType = 7
+)
+
+func (t EventType) String() string {
+	switch t {
+	case TypeBlockAdded:
+		return "BlockAdded"
+	case TypeBatchAllocated:
+		return "BatchAllocated"
+	case TypeBatchCompleted:
+		return "BatchCompleted"
+	case TypeTruncated:
+		return "Truncated"
+	case typePartitionAssigned, typeReceiverAssigned, typeFingerprintSet:
+		return fmt.Sprintf("reserved(%d)", uint8(t))
+	}
+	return fmt.Sprintf("unknown(%d)", uint8(t))
+}
+
+// Event is one command of the metadata log. It is implemented by exactly
+// BlockAdded, BatchAllocated, BatchCompleted and Truncated.
+type Event interface {
+	Type() EventType
+	sealed()
+}
+
+// BlockRef names a block: the stream it belongs to, the node whose receiver
+// cut it, and that receiver's sequence number for it.
+type BlockRef struct {
+	Stream string `msgpack:"s"`
+	Node   string `msgpack:"n"`
+	Seq    uint64 `msgpack:"q"`
+}
+
+func (r BlockRef) String() string { return fmt.Sprintf("%s/%s/%d", r.Stream, r.Node, r.Seq) }
+
+// Request is one ingest request inside a block: the producer's records
+// [Offset, Offset+Count) of the block, sent with the producer's sequence
+// number Seq.
+type Request struct {
+	Producer string `msgpack:"p"`
+	Seq      uint64 `msgpack:"q"`
+	Offset   int    `msgpack:"o"`
+	Count    int    `msgpack:"c"`
+}
+
+// BlockAdded registers a block that is durable in the WAL. Requests is
+// empty for sources without producers.
+type BlockAdded struct {
+	Block    BlockRef  `msgpack:"b"`
+	Records  int       `msgpack:"r"`
+	Bytes    int64     `msgpack:"y"`
+	Requests []Request `msgpack:"rq,omitempty"`
+}
+
+// BatchAllocated fixes the blocks of the batch at Time (ms).
+type BatchAllocated struct {
+	Time int64 `msgpack:"t"`
+}
+
+// BatchCompleted marks the batch at Time (ms) done.
+type BatchCompleted struct {
+	Time int64 `msgpack:"t"`
+}
+
+// Truncated forgets completed batches with Time < Before (ms).
+type Truncated struct {
+	Before int64 `msgpack:"b"`
+}
+
+func (BlockAdded) Type() EventType     { return TypeBlockAdded }
+func (BatchAllocated) Type() EventType { return TypeBatchAllocated }
+func (BatchCompleted) Type() EventType { return TypeBatchCompleted }
+func (Truncated) Type() EventType      { return TypeTruncated }
+
+func (BlockAdded) sealed()     {}
+func (BatchAllocated) sealed() {}
+func (BatchCompleted) sealed() {}
+func (Truncated) sealed()      {}
+
+// EncodeEvent returns the entry bytes of ev (see the layout above).
+func EncodeEvent(ev Event) ([]byte, error) {
+	if ev == nil {
+		return nil, fmt.Errorf("%w: nil event", ErrInvalidEvent)
+	}
+	payload, err := msgpack.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: encode %s: %w", ev.Type(), err)
+	}
+	buf := make([]byte, 2, 2+len(payload))
+	buf[0], buf[1] = eventVersion, byte(ev.Type())
+	return append(buf, payload...), nil
+}
+
+// DecodeEvent parses entry bytes written by EncodeEvent. It returns
+// ErrEventVersion, ErrUnknownEvent, or a *CorruptionError for a payload that
+// does not decode.
+func DecodeEvent(data []byte) (Event, error) {
+	if len(data) < 2 {
+		return nil, &CorruptionError{Offset: 0, Reason: fmt.Sprintf("event entry of %d bytes is shorter than its 2-byte header", len(data))}
+	}
+	if data[0] != eventVersion {
+		return nil, fmt.Errorf("%w: %d (this release reads %d)", ErrEventVersion, data[0], eventVersion)
+	}
+	ev, err := decodePayload(EventType(data[1]), data[2:])
+	if err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func decodePayload(t EventType, payload []byte) (Event, error) {
+	var err error
+	switch t {
+	case TypeBlockAdded:
+		var e BlockAdded
+		if err = msgpack.Unmarshal(payload, &e); err == nil {
+			return e, nil
+		}
+	case TypeBatchAllocated:
+		var e BatchAllocated
+		if err = msgpack.Unmarshal(payload, &e); err == nil {
+			return e, nil
+		}
+	case TypeBatchCompleted:
+		var e BatchCompleted
+		if err = msgpack.Unmarshal(payload, &e); err == nil {
+			return e, nil
+		}
+	case TypeTruncated:
+		var e Truncated
+		if err = msgpack.Unmarshal(payload, &e); err == nil {
+			return e, nil
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s: this release knows types 1-4; was the log written by a newer release?", ErrUnknownEvent, t)
+	}
+	return nil, &CorruptionError{Offset: 2, Reason: "payload of " + t.String() + " does not decode", Err: err}
+}

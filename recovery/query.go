@@ -1,0 +1,30 @@
+package recovery
+
+// Queries that read the FSM without copying it, for the hot paths of the
+// engine (every ingest request asks ProducerSeen).
+
+// ProducerSeen is View().ProducerSeen without copying the state: seen is
+// true when (producer, seq) is stored; reason is set when a BlockAdded
+// holding it would be Rejected.
+func (l *Log) ProducerSeen(producer string, seq uint64) (seen bool, reason string) {
+	return l.fsm.producerSeen(producer, seq)
+}
+
+// LastBlock returns the highest block sequence ever added for (stream,
+// node), truncated or not: a receiver restarting must number its blocks
+// after it, since the FSM ignores a block sequence it has seen.
+func (l *Log) LastBlock(stream, node string) (seq uint64, ok bool) {
+	return l.fsm.lastBlock(stream, node)
+}
+
+func (f *fsm) producerSeen(producer string, seq uint64) (bool, string) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return seenIn(f.mu.st.producers[producer], producer, seq)
+}
+
+func (f *fsm) lastBlock(stream, node string) (uint64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.mu.st.blocks[source{Stream: stream, Node: node}].max()
+}
