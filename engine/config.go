@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,21 @@ type Config struct {
 	Logger *slog.Logger
 	// Stdout is where Print writes. Default os.Stdout.
 	Stdout io.Writer
+	// DataDir is where the node keeps its write-ahead log of received
+	// blocks (DIR/wal) and its metadata log (DIR/meta). Empty: both are
+	// kept in memory and lost with the process, as for tests.
+	DataDir string
+	// NodeID names this node in block ids and the metadata log. Default
+	// "n1".
+	NodeID string
+	// ReceiverMaxRate bounds every receiver and ingest stream, in records
+	// per second (Spark's spark.streaming.receiver.maxRate). 0: no bound.
+	ReceiverMaxRate float64
+	// Backpressure lets a PID estimator, fed by each batch's processing
+	// time and scheduling delay, lower the receivers' rates when batches
+	// fall behind, and raise them again (Spark's
+	// spark.streaming.backpressure.enabled).
+	Backpressure bool
 }
 
 // DefaultConfig returns a configuration with every default set and a batch
@@ -50,6 +66,7 @@ func DefaultConfig() Config {
 		Clock:         SystemClock{},
 		Logger:        slog.Default(),
 		Stdout:        os.Stdout,
+		NodeID:        "n1",
 	}
 }
 
@@ -80,6 +97,9 @@ func (c Config) withDefaults() Config {
 	if c.Stdout == nil {
 		c.Stdout = d.Stdout
 	}
+	if c.NodeID == "" {
+		c.NodeID = d.NodeID
+	}
 	return c
 }
 
@@ -96,6 +116,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("engine: partition count %d must be at least 1 (0 means the default, 2 × CPUs)", c.Partitions)
 	case c.Parallelism < 0:
 		return fmt.Errorf("engine: parallelism %d must be at least 1 (0 means the default, GOMAXPROCS)", c.Parallelism)
+	case c.ReceiverMaxRate < 0:
+		return fmt.Errorf("engine: receiver max rate %v must be 0 (no limit) or more records per second", c.ReceiverMaxRate)
+	case strings.ContainsAny(c.NodeID, "\x00/"):
+		return fmt.Errorf("engine: node id %q must not contain '/' or NUL", c.NodeID)
 	case c.MaxLineBytes < 0:
 		return fmt.Errorf("engine: max line bytes %d must be at least 1 (0 means the default, 1 MiB)", c.MaxLineBytes)
 	}

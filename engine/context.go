@@ -38,7 +38,6 @@ type Context struct {
 	log  *slog.Logger
 	exec *executor
 	bus  *listenerBus
-	zero Time // set by Start; batch k is at zero + k×BatchDuration
 
 	mu        sync.Mutex // guards the fields below and the graph while building
 	state     lifecycle
@@ -47,6 +46,10 @@ type Context struct {
 	inputs    []inputStream
 	buildErrs []error
 	sched     *scheduler
+	storage   *storage                   // set by Start
+	ingest    map[string]*receiverStream // ingest streams by name
+	streams   map[string]bool            // names of streams whose blocks are stored
+	producers producerLocks
 }
 
 // NewContext returns a Context for cfg, with zero fields set to their
@@ -147,14 +150,21 @@ func (c *Context) Start() error {
 	case stopped:
 		return ErrStopped
 	}
-	d := c.cfg.BatchDuration
-	c.zero = TimeOf(c.cfg.Clock.Now()).floorTo(0, d)
+	sto, err := openStorage(c)
+	if err != nil {
+		return err
+	}
+	c.storage = sto
+	c.sched = newScheduler(c, c.inputs, c.outputs, c.ops)
+	if err := c.sched.start(); err != nil {
+		c.storage.close()
+		c.storage = nil
+		return err
+	}
 	c.state = active
 	c.bus.start()
-	c.sched = newScheduler(c, c.inputs, c.outputs, c.ops)
-	c.sched.start()
-	c.log.Info("streaming started", "batch", d, "partitions", c.cfg.Partitions,
-		"first_batch", c.zero.Add(d), "operators", len(c.ops), "fingerprint", fingerprint[:12])
+	c.log.Info("streaming started", "batch", c.cfg.BatchDuration, "partitions", c.cfg.Partitions,
+		"data_dir", c.cfg.DataDir, "operators", len(c.ops), "fingerprint", fingerprint[:12])
 	return nil
 }
 
@@ -177,7 +187,7 @@ func (c *Context) Stop(ctx context.Context, graceful bool) error {
 	}
 	err := s.stop(ctx, graceful)
 	c.bus.stop()
-	return err
+	return errors.Join(err, c.storage.close())
 }
 
 // AwaitTermination blocks until the context stops, by Stop or by a failed

@@ -19,10 +19,12 @@
 //
 // # How a batch runs
 //
-//  1. At batch time t = zero + k·BatchDuration the scheduler allocates
-//     the batch: every input stream fixes which of its data belongs to
-//     t (for receivers, every block cut since the previous batch). What
-//     a batch holds is never decided again.
+//  1. At batch time t (a multiple of BatchDuration since the Unix epoch)
+//     the scheduler allocates the batch: BatchAllocated in the metadata
+//     log gives it every block that receivers stored and registered since
+//     the previous batch; in-memory inputs (queues, directories) give it
+//     their data. What a batch holds is never decided again: a batch
+//     re-run after a crash reads the same blocks.
 //  2. Stateful operators and the parents of windows are computed at
 //     every time they are valid, then every output operation valid at t
 //     runs, in registration order.
@@ -32,8 +34,9 @@
 //     by a stable hash of the key into Config.Partitions partitions,
 //     combining on the map side where the operator allows.
 //  4. When every output has run, stateful operators commit the batch's
-//     writes; a failed batch aborts them and stops the context, since
-//     every later batch of a stateful operator depends on it.
+//     writes and BatchCompleted is recorded; a failed batch aborts them
+//     and stops the context, since every later batch of a stateful
+//     operator depends on it.
 //
 // Batches run one after another, in time order.
 //

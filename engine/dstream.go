@@ -115,8 +115,8 @@ func (d *DStream[T]) forget(before Time) {
 // first (Spark's DStream.slice).
 func (d *DStream[T]) slice(b *batchRun, from, to Time) ([]*rdd[T], error) {
 	var out []*rdd[T]
-	zero, slide := d.op.ctx.zero, d.op.slide
-	start := from.floorTo(zero, slide)
+	slide := d.op.slide
+	start := from.floorTo(0, slide)
 	if start < from {
 		start = start.Add(slide)
 	}

@@ -49,14 +49,12 @@ func (o *opNode) label() string {
 	return fmt.Sprintf("#%d %s", o.id, o.kind)
 }
 
-// validAt reports whether the operator produces an RDD at t: t must be after
-// zero time and a whole number of slides from it (Spark's isTimeValid).
+// validAt reports whether the operator produces an RDD at t: t must be a
+// whole number of slides since the Unix epoch (Spark's isTimeValid, with
+// zero time at the epoch). Batch times and window boundaries are thus the
+// same on every node and across restarts, whenever the context started.
 func (o *opNode) validAt(t Time) bool {
-	zero := o.ctx.zero
-	if t <= zero {
-		return false
-	}
-	return t.Sub(zero)%o.slide == 0
+	return t > 0 && t.Sub(0)%o.slide == 0
 }
 
 func (o *opNode) rememberAtLeast(d time.Duration) {

@@ -5,9 +5,9 @@ import (
 	"sync"
 )
 
-// inputStream is a DStream that reads from outside the graph. At every
-// batch time the scheduler asks it to allocate: to fix, once and for all,
-// which of the data it has received belongs to the batch.
+// inputStream is a DStream that reads from outside the graph. Receivers
+// store their blocks in the write-ahead log and the metadata log
+// allocates them to batches; memory inputs allocate their own data.
 type inputStream interface {
 	node() *opNode
 	name() string
@@ -16,10 +16,17 @@ type inputStream interface {
 	// stop stops receiving. With graceful set it returns only after
 	// everything received has been handed over to allocation.
 	stop(graceful bool)
-	// allocate returns the data of batch t and its record count.
-	allocate(t Time) (data any, records int64)
 	// pending reports whether data is waiting for a batch.
 	pending() bool
+}
+
+// memoryInput is an input stream that keeps its data in memory and
+// allocates it itself (queues, directories): what it holds is not in the
+// write-ahead log, and a batch re-run after a restart does not see it.
+type memoryInput interface {
+	inputStream
+	// allocate returns the data of batch t and its record count.
+	allocate(t Time) (data any, records int64)
 }
 
 // Queue feeds a QueueStream: each pushed slice is one batch's records (or,

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/sluice-stream/sluice/recovery"
+	"github.com/sluice-stream/sluice/wal"
 )
 
 // Receiver is a long-running source of text records (Spark's Receiver):
@@ -18,15 +22,45 @@ type Receiver interface {
 	Receive(ctx context.Context, out *ReceiverOutput) error
 }
 
-// ReceiverOutput is where a Receiver puts what it reads. Records are cut
-// into blocks every block interval; a batch takes the blocks cut before
-// its time. It is safe for concurrent use.
+// ReceiverOutput is where a Receiver puts what it reads, in one of two
+// ways (as Spark's Receiver.store of one record or of many):
+//
+//   - Store writes the records as one block and returns once the block is
+//     durable and registered: synced to the write-ahead log and recorded
+//     in the metadata log. Acknowledge the source only after Store
+//     returns nil; then the records are never lost, whatever happens to
+//     the process.
+//   - Add buffers records; a block is cut from the buffer every block
+//     interval and stored as Store would. Faster, but the source learns
+//     nothing: what is buffered when the process dies is lost.
+//
+// Both wait when the stream is over its rate limit. It is safe for
+// concurrent use.
 type ReceiverOutput struct {
 	s *receiverStream
 }
 
-// Store hands records to the engine.
-func (o *ReceiverOutput) Store(records ...string) { o.s.store(records) }
+// Store stores records as one block and returns once they are durable and
+// registered, or with the error that kept them from it (nothing of them
+// is stored then).
+func (o *ReceiverOutput) Store(ctx context.Context, records ...string) error {
+	if err := o.s.limiter.Wait(ctx, len(records)); err != nil {
+		return err
+	}
+	_, err := o.s.storeBlock(ctx, records, nil)
+	return err
+}
+
+// Add buffers records for the next block.
+func (o *ReceiverOutput) Add(ctx context.Context, records ...string) error {
+	if err := o.s.limiter.Wait(ctx, len(records)); err != nil {
+		return err
+	}
+	o.s.mu.Lock()
+	o.s.mu.buf = append(o.s.mu.buf, records...)
+	o.s.mu.Unlock()
+	return nil
+}
 
 // ReportError records a problem that did not stop the receiver (a dropped
 // line, a failed connection attempt): it is logged, counted and shown to
@@ -41,36 +75,31 @@ func (o *ReceiverOutput) MaxLineBytes() int { return o.s.c.cfg.MaxLineBytes }
 
 // ReceiverInfo describes a receiver for status pages.
 type ReceiverInfo struct {
-	Stream    string `json:"stream"`
-	Operator  int    `json:"operator"`
-	Records   int64  `json:"records"`
-	Blocks    int64  `json:"blocks"`
-	Errors    int64  `json:"errors"`
-	LastError string `json:"last_error,omitempty"`
-	Running   bool   `json:"running"`
+	Stream    string  `json:"stream"`
+	Operator  int     `json:"operator"`
+	Records   int64   `json:"records"` // stored durably
+	Blocks    int64   `json:"blocks"`
+	Errors    int64   `json:"errors"`
+	LastError string  `json:"last_error,omitempty"`
+	Running   bool    `json:"running"`
+	RateLimit float64 `json:"rate_limit,omitempty"` // records/s now, 0 for none
 }
 
-// block is a chunk of one stream's records, cut every block interval.
-// Blocks are immutable once cut.
-type block struct {
-	seq     uint64
-	records []string
-}
-
-// receiverStream is a DStream[string] fed by a Receiver. The receiver
-// appends to the current buffer; a block goroutine cuts the buffer into
-// a block every block interval; allocate hands every block cut so far to
-// the batch.
+// receiverStream is a DStream[string] fed by a Receiver (or, for an ingest
+// stream, by Context.Ingest). Every block it stores goes to the WAL and
+// is registered in the metadata log; a batch reads the blocks the
+// metadata log allocated to it.
 type receiverStream struct {
 	*DStream[string]
-	stream string
-	recv   Receiver
+	stream  string
+	recv    Receiver // nil for an ingest stream
+	limiter *rateLimiter
+	pid     *pidRateEstimator // nil without backpressure; only the run goroutine uses it
+	nextSeq atomic.Uint64     // the next block's sequence; set at start from what is stored
 
 	mu struct {
 		sync.Mutex
-		buf     []string
-		blocks  []block // cut, not yet allocated
-		nextSeq uint64
+		buf []string
 	}
 	sourceStats
 	cancel context.CancelFunc
@@ -79,17 +108,58 @@ type receiverStream struct {
 }
 
 // ReceiverStream returns a stream of the records r receives. name names
-// the stream in logs and the UI.
+// the stream: it must be unique in the context, and it is how the stream's
+// blocks are found after a restart.
 func ReceiverStream(c *Context, name string, r Receiver) *DStream[string] {
-	s := &receiverStream{stream: name, recv: r}
-	s.DStream = newStream(c, "receiverStream", nil, c.cfg.BatchDuration, []string{"stream=" + name},
+	return newReceiverStream(c, "receiverStream", name, r).DStream
+}
+
+func newReceiverStream(c *Context, kind, name string, r Receiver) *receiverStream {
+	s := &receiverStream{stream: name, recv: r, limiter: newRateLimiter(c.cfg.Clock, c.cfg.ReceiverMaxRate)}
+	s.DStream = newStream(c, kind, nil, c.cfg.BatchDuration, []string{"stream=" + name},
 		func(b *batchRun) (*rdd[string], error) {
-			blocks, _ := b.inputs[s.op.id].([]block)
-			return materialized(splitBlocks(blocks, c.cfg.Partitions)), nil
+			entries, _ := b.inputs[s.op.id].([]recovery.BlockEntry)
+			return s.readBlocks(b, entries)
 		})
 	s.init(c, name, s.op.id)
+	if c.cfg.Backpressure {
+		// Spark's defaults: proportional 1, integral 0.2, derivative 0,
+		// at least 100 records/s.
+		s.pid, _ = newPIDRateEstimator(c.cfg.BatchDuration, 1.0, 0.2, 0.0, 100)
+	}
 	c.addInput(s)
-	return s.DStream
+	c.mu.Lock()
+	if c.streams == nil {
+		c.streams = make(map[string]bool)
+	}
+	if c.streams[name] {
+		c.buildErrs = append(c.buildErrs, fmt.Errorf("engine: two input streams are named %q; names identify a stream's blocks and must be unique", name))
+	}
+	c.streams[name] = true
+	c.mu.Unlock()
+	return s
+}
+
+// adjustRate feeds the backpressure estimator with a completed batch and
+// applies the rate it proposes, never above Config.ReceiverMaxRate.
+func (s *receiverStream) adjustRate(b BatchInfo, records int64) {
+	if s.pid == nil {
+		return
+	}
+	rate, ok := s.pid.compute(b.CompletedAt, records, b.ProcessingDelay(), b.SchedulingDelay())
+	if !ok {
+		return
+	}
+	if limit := s.c.cfg.ReceiverMaxRate; limit > 0 {
+		rate = min(rate, limit)
+	}
+	s.limiter.SetRate(rate)
+}
+
+func (s *receiverStream) info() ReceiverInfo {
+	ri := s.sourceStats.info()
+	ri.RateLimit = s.limiter.Rate()
+	return ri
 }
 
 func (s *receiverStream) node() *opNode { return s.op }
@@ -99,9 +169,82 @@ func (s *receiverStream) start(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
 	s.cancel = cancel
 	s.setRunning(true)
+	if s.recv == nil {
+		return
+	}
 	s.wg.Add(2)
 	go s.receiveLoop(ctx)
 	go s.blockLoop(ctx)
+}
+
+// storeBlock writes records as one block to the WAL (synced), registers it
+// in the metadata log with the producer requests it holds, and returns
+// the metadata log's verdict on those requests.
+func (s *receiverStream) storeBlock(ctx context.Context, records []string, reqs []recovery.Request) (recovery.Result, error) {
+	sto := s.c.storage
+	id := wal.BlockID{Stream: s.stream, Node: sto.node, Seq: s.nextSeq.Add(1) - 1}
+	if err := sto.blocks.Append(wal.Block{ID: id, Records: records}); err != nil {
+		err = fmt.Errorf("%w: %w", ErrStorageFailed, err)
+		s.reportError(err)
+		return recovery.Result{}, err
+	}
+	failpoint(FailAfterWALSync)
+	var bytes int64
+	for _, r := range records {
+		bytes += int64(len(r))
+	}
+	res, err := sto.meta.Apply(ctx, recovery.BlockAdded{
+		Block:   recovery.BlockRef{Stream: id.Stream, Node: id.Node, Seq: id.Seq},
+		Records: len(records), Bytes: bytes, Requests: reqs,
+	})
+	if err != nil {
+		err = fmt.Errorf("%w: registering block %v: %w", ErrStorageFailed, id, err)
+		s.reportError(err)
+		return recovery.Result{}, err
+	}
+	failpoint(FailAfterBlockAdded)
+	s.update(func(ri *ReceiverInfo) { ri.Blocks++; ri.Records += int64(len(records)) })
+	return res, nil
+}
+
+// readBlocks reads a batch's blocks from the WAL, one task per block,
+// drops the records of duplicate requests, and splits the rest into
+// partitions.
+func (s *receiverStream) readBlocks(b *batchRun, entries []recovery.BlockEntry) (*rdd[string], error) {
+	blocks := make([]block, len(entries))
+	err := b.exec.runE(b.t, s.op.label(), len(entries), func(i int) error {
+		e := entries[i]
+		got, err := s.c.storage.blocks.Read(wal.BlockID{Stream: e.Ref.Stream, Node: e.Ref.Node, Seq: e.Ref.Seq})
+		if err != nil {
+			return fmt.Errorf("reading block %s/%s/%d of the batch: %w", e.Ref.Stream, e.Ref.Node, e.Ref.Seq, err)
+		}
+		blocks[i] = block{records: withoutRanges(got.Records, e.Skip)}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return materialized(splitBlocks(blocks, s.c.cfg.Partitions)), nil
+}
+
+// withoutRanges returns records less the ranges in skip.
+func withoutRanges(records []string, skip []recovery.Range) []string {
+	if len(skip) == 0 {
+		return records
+	}
+	drop := make([]bool, len(records))
+	for _, r := range skip {
+		for i := r.Offset; i < r.Offset+r.Count && i < len(records); i++ {
+			drop[i] = true
+		}
+	}
+	out := make([]string, 0, len(records))
+	for i, rec := range records {
+		if !drop[i] {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
 
 // receiveLoop runs the receiver, restarting it with exponential backoff
@@ -155,26 +298,26 @@ func (s *receiverStream) blockLoop(ctx context.Context) {
 	}
 }
 
-func (s *receiverStream) store(records []string) {
-	s.mu.Lock()
-	s.mu.buf = append(s.mu.buf, records...)
-	s.mu.Unlock()
-	s.update(func(ri *ReceiverInfo) { ri.Records += int64(len(records)) })
-}
-
+// cutBlock stores what Add buffered as one block. If it cannot be stored
+// the records are lost (their source was never told they were kept) and
+// the error is reported. A stop does not cancel it: once cut, the block
+// is stored.
 func (s *receiverStream) cutBlock() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.mu.buf) == 0 {
+	records := s.mu.buf
+	s.mu.buf = nil
+	s.mu.Unlock()
+	if len(records) == 0 {
 		return
 	}
-	s.mu.blocks = append(s.mu.blocks, block{seq: s.mu.nextSeq, records: s.mu.buf})
-	s.mu.nextSeq++
-	s.mu.buf = nil
-	s.update(func(ri *ReceiverInfo) { ri.Blocks++ })
+	if _, err := s.storeBlock(ctx, records, nil); err != nil {
+		s.c.log.Error("buffered records lost", "stream", s.stream, "records", len(records), "err", err)
+	}
 }
 
-// stop stops the receiver and cuts what it had buffered into a last block,
+// stop stops the receiver and stores what it had buffered as a last block,
 // so that a graceful stop processes it.
 func (s *receiverStream) stop(bool) {
 	s.once.Do(func() {
@@ -187,22 +330,17 @@ func (s *receiverStream) stop(bool) {
 	})
 }
 
-func (s *receiverStream) allocate(Time) (any, int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	blocks := s.mu.blocks
-	s.mu.blocks = nil
-	var n int64
-	for _, b := range blocks {
-		n += int64(len(b.records))
-	}
-	return blocks, n
-}
-
+// pending reports buffered records; blocks stored and not yet allocated
+// are the scheduler's to see, in the metadata log.
 func (s *receiverStream) pending() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.mu.blocks) > 0 || len(s.mu.buf) > 0
+	return len(s.mu.buf) > 0
+}
+
+// block is one block's records, as a batch reads them.
+type block struct {
+	records []string
 }
 
 // Receivers describes the context's receivers.

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/sluice-stream/sluice/recovery"
 )
 
 // batchRun is one batch being executed: its time, the input fixed for it
@@ -57,26 +60,88 @@ func newScheduler(c *Context, inputs []inputStream, outputs []*outputOp, ops []*
 	return s
 }
 
-func (s *scheduler) start() {
+// start recovers what the metadata log says is unfinished, then starts
+// the inputs and the two goroutines. Batches allocated and not completed
+// (the process died while running them) are queued first, to be re-run
+// from the same blocks; generation resumes at the batch time after the
+// last allocated one, so the times missed while no driver ran are
+// generated too (empty where no block arrived) and windows stay aligned.
+func (s *scheduler) start() error {
+	first, err := s.recover()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancelGen = cancel
 	for _, in := range s.inputs {
 		in.start(ctx)
 	}
-	go s.generate(ctx)
+	go s.generate(ctx, first)
 	go s.run()
+	return nil
+}
+
+// recover queues the pending batches, sets every receiver's next block
+// sequence, deletes blocks no batch will read, and returns the first batch
+// time to generate.
+func (s *scheduler) recover() (Time, error) {
+	view := s.c.storage.meta.View()
+	for _, pb := range view.Pending() {
+		b := s.newBatch(Time(pb.Time), pb.Blocks)
+		s.mu.queue = append(s.mu.queue, b)
+	}
+	if n := len(s.mu.queue); n > 0 {
+		s.c.log.Info("re-running batches allocated before the restart and not completed",
+			"batches", n, "first", s.mu.queue[0].t, "last", s.mu.queue[n-1].t)
+	}
+	if err := s.c.storage.collectGarbage(view, s.receivers()); err != nil {
+		return 0, err
+	}
+	d := s.c.cfg.BatchDuration
+	if view.LastAllocated > 0 {
+		return Time(view.LastAllocated).Add(d), nil
+	}
+	return TimeOf(s.c.cfg.Clock.Now()).floorTo(0, d).Add(d), nil
+}
+
+// adjustRates gives each receiver's backpressure estimator the batch.
+func (s *scheduler) adjustRates(b *batchRun) {
+	for _, in := range b.info.Inputs {
+		for _, r := range s.receivers() {
+			if r.op.id == in.Operator {
+				r.adjustRate(b.info, in.Records)
+			}
+		}
+	}
+}
+
+func (s *scheduler) receivers() []*receiverStream {
+	var out []*receiverStream
+	for _, in := range s.inputs {
+		if r, ok := in.(*receiverStream); ok {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // generate allocates a batch at every batch time until stopped.
-func (s *scheduler) generate(ctx context.Context) {
+func (s *scheduler) generate(ctx context.Context, first Time) {
 	defer close(s.genDone)
 	d := s.c.cfg.BatchDuration
-	for t := s.c.zero.Add(d); ; t = t.Add(d) {
+	for t := first; ; t = t.Add(d) {
 		if err := s.c.cfg.Clock.WaitUntil(ctx, t.Std()); err != nil {
 			s.endGeneration()
 			return
 		}
-		b := s.allocate(t)
+		b, err := s.allocate(ctx, t)
+		if err != nil {
+			s.endGeneration()
+			if ctx.Err() == nil {
+				s.fail(err)
+			}
+			return
+		}
 		// The listener gets a copy: once queued, b is the run goroutine's.
 		submitted := b.info
 		s.c.bus.post(func(l Listener) { l.OnBatchSubmitted(submitted) })
@@ -99,13 +164,42 @@ func (s *scheduler) endGeneration() {
 	s.signal()
 }
 
-// allocate fixes what batch t holds: for every input stream, its data
-// received and not yet allocated.
-func (s *scheduler) allocate(t Time) *batchRun {
+// allocate fixes what batch t holds: BatchAllocated in the metadata log
+// gives it every block registered and not yet allocated; inputs that keep
+// their data in memory (queues, directories) allocate theirs themselves.
+func (s *scheduler) allocate(ctx context.Context, t Time) (*batchRun, error) {
+	res, err := s.c.storage.meta.Apply(ctx, recovery.BatchAllocated{Time: int64(t)})
+	if err != nil {
+		return nil, fmt.Errorf("engine: allocating batch %v: %w", t, err)
+	}
+	failpoint(FailAfterBatchAllocated)
+	return s.newBatch(t, res.Batch.Blocks), nil
+}
+
+// newBatch makes the batch run of t from its allocated blocks and the
+// memory inputs' data.
+func (s *scheduler) newBatch(t Time, blocks []recovery.BlockEntry) *batchRun {
 	b := &batchRun{t: t, c: s.c, exec: s.c.exec, inputs: make(map[int]any, len(s.inputs))}
 	b.info = BatchInfo{Time: t, SubmittedAt: s.c.cfg.Clock.Now()}
+	byStream := make(map[string][]recovery.BlockEntry)
+	for _, e := range blocks {
+		byStream[e.Ref.Stream] = append(byStream[e.Ref.Stream], e)
+	}
 	for _, in := range s.inputs {
-		data, n := in.allocate(t)
+		var data any
+		var n int64
+		if m, ok := in.(memoryInput); ok {
+			data, n = m.allocate(t)
+		} else {
+			entries := byStream[in.name()]
+			data = entries
+			for _, e := range entries {
+				n += int64(e.Records)
+				for _, r := range e.Skip {
+					n -= int64(r.Count)
+				}
+			}
+		}
 		b.inputs[in.node().id] = data
 		b.info.Records += n
 		b.info.Inputs = append(b.info.Inputs, StreamInput{Operator: in.node().id, Stream: in.name(), Records: n})
@@ -113,13 +207,15 @@ func (s *scheduler) allocate(t Time) *batchRun {
 	return b
 }
 
+// inputsPending reports whether received data waits for a batch: in an
+// input's memory, or registered in the metadata log and not allocated.
 func (s *scheduler) inputsPending() bool {
 	for _, in := range s.inputs {
 		if in.pending() {
 			return true
 		}
 	}
-	return false
+	return len(s.c.storage.meta.View().Unallocated) > 0
 }
 
 func (s *scheduler) signal() {
@@ -175,8 +271,14 @@ func (s *scheduler) execute(b *batchRun) error {
 		}
 		o.hooks.forget(b.t.Add(-o.remember))
 	}
+	if err == nil {
+		err = s.complete(b.t)
+	}
 	b.info.CompletedAt = s.c.cfg.Clock.Now()
 	b.info.Err = err
+	if err == nil {
+		s.adjustRates(b)
+	}
 	done := b.info
 	s.c.bus.post(func(l Listener) { l.OnBatchCompleted(done) })
 	if err != nil {
@@ -185,6 +287,28 @@ func (s *scheduler) execute(b *batchRun) error {
 	s.c.log.Debug("batch completed", "time", b.t, "records", b.info.Records,
 		"scheduling_delay", b.info.SchedulingDelay(), "processing", b.info.ProcessingDelay())
 	return nil
+}
+
+// complete records BatchCompleted{t} once the batch's outputs are
+// written, and now and then truncates what no batch will read again.
+func (s *scheduler) complete(t Time) error {
+	failpoint(FailBeforeBatchCompleted)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.c.storage.meta.Apply(ctx, recovery.BatchCompleted{Time: int64(t)}); err != nil {
+		return fmt.Errorf("engine: recording batch %v completed: %w", t, err)
+	}
+	return s.c.storage.truncate(ctx, s.horizon(t), 10*s.c.cfg.BatchDuration)
+}
+
+// horizon is the oldest batch time whose input a window may still read:
+// batches before it are truncated from the logs.
+func (s *scheduler) horizon(t Time) Time {
+	var keep time.Duration
+	for _, o := range s.ops {
+		keep = max(keep, o.remember)
+	}
+	return t.Add(-keep - s.c.cfg.BatchDuration)
 }
 
 // executeJobs runs the batch's jobs. Tasks catch their own panics; the

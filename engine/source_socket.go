@@ -49,7 +49,9 @@ func (r *socketReceiver) Receive(ctx context.Context, out *ReceiverOutput) error
 			}
 			return fmt.Errorf("reading from %s: %w", r.addr, err)
 		default:
-			out.Store(line)
+			if err := out.Add(ctx, line); err != nil {
+				return nil // stopped while waiting for the rate limit
+			}
 		}
 	}
 }

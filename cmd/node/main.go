@@ -87,6 +87,10 @@ type nodeFlags struct {
 	sampleRate   int
 	logLevel     string
 	stopTimeout  time.Duration
+	nodeID       string
+	maxRate      float64
+	backpressure bool
+	maxRequest   int64
 }
 
 func newFlags() (*flag.FlagSet, *nodeFlags) {
@@ -96,7 +100,11 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.StringVar(&f.source, "source", "sample://", "where input comes from (sample://, socket://HOST:PORT, dir:///PATH)")
 	fs.DurationVar(&f.batch, "batch", time.Second, "batch duration, a whole number of milliseconds")
 	fs.IntVar(&f.partitions, "partitions", 0, "partitions of keyed state and shuffles (0: 2 × CPUs)")
-	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the node's data; word count saves every batch's counts under DIR/output")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the node's write-ahead log and metadata log (empty: kept in memory, lost with the process); word count also saves every batch's counts under DIR/output")
+	fs.StringVar(&f.nodeID, "id", "n1", "this node's id")
+	fs.Float64Var(&f.maxRate, "receiver-max-rate", 0, "records per second each receiver or ingest stream accepts (0: no limit)")
+	fs.BoolVar(&f.backpressure, "backpressure", false, "lower receivers' rates when batches fall behind (a PID estimator, as Spark's)")
+	fs.Int64Var(&f.maxRequest, "max-request-bytes", 16<<20, "largest ingest request body accepted (413 above)")
 	fs.StringVar(&f.httpAddr, "http", "127.0.0.1:4040", "address of the status page and API")
 	fs.IntVar(&f.top, "top", 10, "records printed per batch")
 	fs.IntVar(&f.maxLineBytes, "max-line-bytes", 1<<20, "longest input line accepted; longer lines are dropped and counted")
@@ -111,11 +119,18 @@ func (f *nodeFlags) validate() error {
 	if _, ok := apps[f.app]; !ok {
 		return fmt.Errorf("--app %q is not an application; the applications are: %s", f.app, strings.Join(appNames(), ", "))
 	}
+	if f.app == "archive" && f.dataDir == "" {
+		return errors.New("--app archive keeps records under --data-dir: give one")
+	}
 	switch {
 	case f.top < 0:
 		return fmt.Errorf("--top %d must be 0 or more", f.top)
 	case f.maxLineBytes < 1:
 		return fmt.Errorf("--max-line-bytes %d must be at least 1", f.maxLineBytes)
+	case f.maxRate < 0:
+		return fmt.Errorf("--receiver-max-rate %v must be 0 (no limit) or more", f.maxRate)
+	case f.maxRequest < 1:
+		return fmt.Errorf("--max-request-bytes %d must be at least 1", f.maxRequest)
 	case f.sampleRate < 0:
 		return fmt.Errorf("--sample-rate %d must be 0 or more", f.sampleRate)
 	case f.partitions < 0:
@@ -178,6 +193,7 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	cfg := engine.DefaultConfig()
 	cfg.AppName, cfg.BatchDuration, cfg.Partitions = f.app, f.batch, f.partitions
 	cfg.MaxLineBytes, cfg.Logger, cfg.Stdout = f.maxLineBytes, log, stdout
+	cfg.DataDir, cfg.NodeID, cfg.ReceiverMaxRate, cfg.Backpressure = f.dataDir, f.nodeID, f.maxRate, f.backpressure
 	if f.partitions == 0 {
 		cfg.Partitions = engine.DefaultConfig().Partitions
 	}
@@ -199,7 +215,9 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	if n.ln, err = net.Listen("tcp", f.httpAddr); err != nil {
 		return nil, fmt.Errorf("--http %s: %w (is another node running? pick another address with --http)", f.httpAddr, err)
 	}
-	n.srv = &http.Server{Handler: n.status.routes(), ReadHeaderTimeout: 10 * time.Second}
+	mux := n.status.routes()
+	mux.Handle("POST /api/ingest/{stream}", &ingestHandler{c: c, maxBody: f.maxRequest, maxLineBytes: f.maxLineBytes})
+	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go n.srv.Serve(n.ln)
 	if err := c.Start(); err != nil {
 		n.srv.Close()
@@ -212,6 +230,12 @@ func (n *node) banner(f *nodeFlags) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Sluice is running %s over %s, a batch every %v.\n", f.app, f.source, f.batch)
 	fmt.Fprintf(&b, "Status page: http://%s/ (JSON at /api/status)\n", n.ln.Addr())
+	if f.dataDir == "" {
+		b.WriteString("No --data-dir: the write-ahead and metadata logs are in memory, and lost when the node stops.\n")
+	}
+	if strings.HasPrefix(f.source, "ingest") {
+		fmt.Fprintf(&b, "Send lines with: go run ./cmd/node produce --to http://%s FILE\n", n.ln.Addr())
+	}
 	if strings.HasPrefix(f.source, "sample://") {
 		b.WriteString("This is the built-in sample. To count real input, run `nc -lk 9999` in another terminal and\n" +
 			"  go run ./cmd/node run --source socket://localhost:9999\n" +

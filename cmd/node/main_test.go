@@ -53,7 +53,15 @@ type child struct {
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
+	return startChildEnv(t, nil, args...)
+}
+
+// startChildEnv is startChild with env as the child's environment (nil:
+// the test's own).
+func startChildEnv(t *testing.T, env []string, args ...string) *child {
+	t.Helper()
 	c := &child{t: t, cmd: exec.Command(nodeBin, args...), lines: make(chan string, 10000), done: make(chan struct{})}
+	c.cmd.Env = env
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

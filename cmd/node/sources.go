@@ -20,12 +20,16 @@ var sampleText string
 // sourceSchemes are the accepted --source forms, for help and errors.
 var sourceSchemes = []string{
 	"sample://            the built-in sample text, replayed in a loop (the default)",
+	"ingest               reliable ingest: POST /api/ingest/lines (or ingest://NAME for another stream name)",
 	"socket://HOST:PORT   lines from a TCP server, as Spark's socketTextStream (try: nc -lk 9999)",
 	"dir:///PATH          lines of every new file moved into a directory",
 }
 
 // openSource makes the input stream that --source names.
 func openSource(c *engine.Context, spec string, sampleRate int) (*engine.DStream[string], error) {
+	if spec == "ingest" {
+		spec = "ingest://lines"
+	}
 	scheme, rest, ok := strings.Cut(spec, "://")
 	if !ok {
 		return nil, fmt.Errorf("--source %q has no scheme; use one of:\n  %s", spec, strings.Join(sourceSchemes, "\n  "))
@@ -33,6 +37,11 @@ func openSource(c *engine.Context, spec string, sampleRate int) (*engine.DStream
 	switch scheme {
 	case "sample":
 		return engine.ReceiverStream(c, "sample", &sampleReceiver{lines: sampleLines(), perSecond: sampleRate}), nil
+	case "ingest":
+		if rest == "" || strings.ContainsAny(rest, "/\x00") {
+			return nil, fmt.Errorf("--source %q: the stream name must be non-empty, without '/'", spec)
+		}
+		return engine.IngestStream(c, rest), nil
 	case "socket":
 		host, portText, err := net.SplitHostPort(rest)
 		if err != nil {
@@ -88,6 +97,8 @@ func (r *sampleReceiver) Receive(ctx context.Context, out *engine.ReceiverOutput
 			batch[j] = r.lines[i%len(r.lines)]
 			i++
 		}
-		out.Store(batch...)
+		if err := out.Add(ctx, batch...); err != nil {
+			return nil // stopped while waiting for the rate limit
+		}
 	}
 }
