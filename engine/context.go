@@ -50,6 +50,7 @@ type Context struct {
 	ingest    map[string]*receiverStream // ingest streams by name
 	streams   map[string]bool            // names of streams whose blocks are stored
 	producers producerLocks
+	ingesting sync.WaitGroup // Ingest calls admitted while active
 }
 
 // NewContext returns a Context for cfg, with zero fields set to their
@@ -185,6 +186,7 @@ func (c *Context) Stop(ctx context.Context, graceful bool) error {
 	if !wasActive {
 		return nil
 	}
+	c.ingesting.Wait() // no new one is admitted: the state is stopped
 	err := s.stop(ctx, graceful)
 	c.bus.stop()
 	return errors.Join(err, c.storage.close())

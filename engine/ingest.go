@@ -21,8 +21,10 @@ var (
 	// one already acknowledged for its producer and was never stored.
 	// Retrying cannot help: sequences of a producer must increase.
 	ErrSequenceRejected = errors.New("engine: sequence rejected")
-	// ErrStorageFailed: the records could not be made durable (a full or
-	// read-only disk, an I/O error). Nothing was stored; retry later.
+	// ErrStorageFailed: the records could not be made durable and
+	// registered (a full or read-only disk, an I/O error, a timeout).
+	// Retry later: if the records were registered after all, the retry is
+	// acknowledged as a duplicate.
 	ErrStorageFailed = errors.New("engine: storage failed")
 )
 
@@ -104,11 +106,17 @@ func (c *Context) Ingest(ctx context.Context, stream, producer string, seq uint6
 	res := IngestResult{Records: len(records)}
 	c.mu.Lock()
 	s, state := c.ingest[stream], c.state
+	if s != nil && state == active {
+		// Stop waits for the requests it let in, so that a graceful stop
+		// processes what they store.
+		c.ingesting.Add(1)
+		defer c.ingesting.Done()
+	}
 	c.mu.Unlock()
 	switch {
 	case s == nil:
 		return res, fmt.Errorf("%w: %q", ErrUnknownStream, stream)
-	case state != active || c.storage == nil:
+	case state != active:
 		return res, ErrNotRunning
 	}
 	unlock := c.producers.lock(producer)

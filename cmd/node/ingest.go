@@ -34,7 +34,10 @@ import (
 //	503 {"error"}  not running, or the records could not be made durable; retry
 //
 // A 200 comes only after the records are synced to the write-ahead log and
-// registered in the metadata log. Nothing is stored for any other reply.
+// registered in the metadata log. For a 4xx nothing was stored. After a 503
+// (or no reply at all) the records may have been registered all the same;
+// retrying the request is always safe: a request stored before is
+// acknowledged as a duplicate and stored once.
 const (
 	headerProducer = "Sluice-Producer"
 	headerSequence = "Sluice-Sequence"

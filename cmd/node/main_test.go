@@ -167,7 +167,13 @@ func TestDefaultRunCountsTheSample(t *testing.T) {
 	if !strings.Contains(string(page), "Recent batches") || !strings.Contains(string(page), "wordcount") {
 		t.Errorf("status page lacks the batch table:\n%s", page)
 	}
+	// The batch that printed may not have reached the status page yet:
+	// its completion is recorded after its output.
 	d := getStatus(t, addr)
+	for deadline := time.Now().Add(10 * time.Second); d.Records == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		d = getStatus(t, addr)
+	}
 	if d.App != "wordcount" || d.Records == 0 || len(d.Receivers) != 1 {
 		t.Errorf("status = %+v, want wordcount with records and one receiver", d)
 	}

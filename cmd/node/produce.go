@@ -267,14 +267,31 @@ func (p *producer) post(ctx context.Context, body []byte) (retryAfter time.Durat
 
 func skipLines(r *bufio.Reader, n int64) error {
 	for i := int64(0); i < n; i++ {
-		if _, err := r.ReadSlice('\n'); err != nil && err != bufio.ErrBufferFull {
-			if err == io.EOF {
-				return fmt.Errorf("the input has fewer lines than were acknowledged (%d): is it the same input?", n)
-			}
+		if err := skipLine(r); err == io.EOF {
+			return fmt.Errorf("the input has fewer lines than were acknowledged (%d): is it the same input?", n)
+		} else if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// skipLine consumes one line as readLines counts lines: however long it
+// is (longer than the reader's buffer takes several reads), and the last
+// line of the input even without a newline. io.EOF: no line was left.
+func skipLine(r *bufio.Reader) error {
+	read := false
+	for {
+		b, err := r.ReadSlice('\n')
+		read = read || len(b) > 0
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && read:
+			return nil
+		}
+		return err
+	}
 }
 
 // readLines reads up to n lines (the last may lack a newline), as a body
