@@ -62,6 +62,11 @@ func sameView(t testing.TB, got, want View) {
 func TestOpenBecomesLeader(t *testing.T) {
 	l := openLog(t, testConfig(t.TempDir()))
 	st := l.Stats()
+	// raft sets its applied index on its main goroutine after the FSM
+	// goroutine has answered Open's barrier, so it may lag a moment.
+	for deadline := time.Now().Add(10 * time.Second); st.AppliedIndex < 1 && time.Now().Before(deadline); st = l.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	if st.State != "Leader" || st.Term < 1 || st.AppliedIndex < 1 {
 		t.Fatalf("stats %+v", st)
 	}
