@@ -64,20 +64,14 @@ func (f *pebbleFatal) Error() string { return f.msg }
 func (f *pebbleFatal) Unwrap() error { return f.cause }
 
 // recoverFailure turns a Pebble fatal error raised on the calling
-// goroutine into the error the call returns, and fails the log. Pebble
-// raises a WAL write error in two ways: through Logger.Fatalf (a
-// *pebbleFatal) or, in its commit path (DB.commitWrite), with a bare
-// panic(err). Any other panic is a bug and goes on.
+// goroutine into the error the call returns; the log is already failed.
 func (l *Log) recoverFailure(err *error) {
 	if r := recover(); r != nil {
-		switch f := r.(type) {
-		case *pebbleFatal:
-			*err = l.fail(f)
-		case error:
-			*err = l.fail(fmt.Errorf("pebble: %w", f))
-		default:
+		f, ok := r.(*pebbleFatal)
+		if !ok {
 			panic(r)
 		}
+		*err = l.fail(f)
 	}
 }
 
