@@ -27,7 +27,13 @@
 //     retried: what a failed fsync left on disk is unknown, and Pebble's
 //     commit pipeline is unusable. Reads are refused too, since the
 //     memtable may hold writes that never became durable. Recovery is a
-//     restart: Open replays what is on disk.
+//     restart: Open replays what is on disk. Pebble reacts to a failed WAL
+//     in two ways: through Logger.Fatalf, which the log turns into
+//     ErrFailed, or, for a commit that races the first failure, with a bare
+//     panic inside its commit pipeline while holding the pipeline's lock.
+//     The log lets that panic end the process: recovering from it would
+//     leave every later commit waiting on the lock forever. Either way no
+//     Append is acknowledged after the failure.
 //  5. Deletes are not synced. A deleted block may reappear after a crash;
 //     the caller deletes by batch horizon, so it deletes it again.
 //  6. One owner: Pebble's LOCK file keeps a second process (or a second
