@@ -47,12 +47,13 @@ var _ hclog.Logger = (*hclogAdapter)(nil)
 
 func newHCLog(l *slog.Logger) hclog.Logger { return &hclogAdapter{l: l} }
 
+// slogLevel maps raft's levels to slog's. Raft's info lines (every state
+// change, the configuration at start) are routine for an operator, so
+// they go out at debug level; its warnings and errors keep theirs.
 func slogLevel(level hclog.Level) slog.Level {
 	switch level {
-	case hclog.Trace, hclog.Debug, hclog.NoLevel:
+	case hclog.Trace, hclog.Debug, hclog.NoLevel, hclog.Info:
 		return slog.LevelDebug
-	case hclog.Info:
-		return slog.LevelInfo
 	case hclog.Warn:
 		return slog.LevelWarn
 	}
