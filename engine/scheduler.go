@@ -105,12 +105,11 @@ func (s *scheduler) recover() (Time, error) {
 }
 
 // adjustRates gives each receiver's backpressure estimator the batch.
+// BatchInfo.Inputs lists the inputs in the order of s.inputs (newBatch).
 func (s *scheduler) adjustRates(b *batchRun) {
-	for _, in := range b.info.Inputs {
-		for _, r := range s.receivers() {
-			if r.op.id == in.Operator {
-				r.adjustRate(b.info, in.Records)
-			}
+	for i, in := range s.inputs {
+		if r, ok := in.(*receiverStream); ok {
+			r.adjustRate(b.info, b.info.Inputs[i].Records)
 		}
 	}
 }
