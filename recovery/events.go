@@ -17,8 +17,8 @@ package recovery
 // Pebble (whose WAL and sstables are checksummed) and carried by raft.
 //
 // Decoding an unknown type is ErrUnknownEvent, never a panic: the kinds of
-// later releases (PartitionAssigned, ReceiverAssigned, FingerprintSet) have
-// numbers reserved for them already.
+// later releases (PartitionAssigned, ReceiverAssigned) have numbers
+// reserved for them already.
 
 import (
 	"fmt"
@@ -39,11 +39,11 @@ const (
 	TypeBatchAllocated EventType = 2
 	TypeBatchCompleted EventType = 3
 	TypeTruncated      EventType = 4
+	TypeFingerprintSet EventType = 7
 
 	// Reserved for later releases; unknown to this one.
 	typePartitionAssigned EventType = 5
 	typeReceiverAssigned  EventType = 6
-	typeFingerprintSet    EventType = 7
 )
 
 func (t EventType) String() string {
@@ -56,14 +56,16 @@ func (t EventType) String() string {
 		return "BatchCompleted"
 	case TypeTruncated:
 		return "Truncated"
-	case typePartitionAssigned, typeReceiverAssigned, typeFingerprintSet:
+	case TypeFingerprintSet:
+		return "FingerprintSet"
+	case typePartitionAssigned, typeReceiverAssigned:
 		return fmt.Sprintf("reserved(%d)", uint8(t))
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
 
 // Event is one command of the metadata log. It is implemented by exactly
-// BlockAdded, BatchAllocated, BatchCompleted and Truncated.
+// BlockAdded, BatchAllocated, BatchCompleted, Truncated and FingerprintSet.
 type Event interface {
 	Type() EventType
 	sealed()
@@ -103,9 +105,30 @@ type BatchAllocated struct {
 	Time int64 `msgpack:"t"`
 }
 
-// BatchCompleted marks the batch at Time (ms) done.
+// BatchCompleted marks the batch at Time (ms) done. Checkpoint, when
+// set, references a checkpoint of the state written before the batch
+// completed (of the state as of an earlier batch, Checkpoint.Time).
 type BatchCompleted struct {
-	Time int64 `msgpack:"t"`
+	Time       int64          `msgpack:"t"`
+	Checkpoint *CheckpointRef `msgpack:"c,omitempty"`
+}
+
+// CheckpointRef references a checkpoint: the batch time whose state it
+// holds, its name (directory) and the checksum of its descriptor. A
+// checkpoint that no reference in the log names is never trusted.
+type CheckpointRef struct {
+	Time int64  `msgpack:"t"`
+	Name string `msgpack:"n"`
+	Sum  uint32 `msgpack:"s"`
+}
+
+// FingerprintSet records the application's graph: its name, the
+// fingerprint hash and one line per operator, so that a node built from
+// other code can say which operators changed.
+type FingerprintSet struct {
+	App       string   `msgpack:"a"`
+	Hash      string   `msgpack:"h"`
+	Operators []string `msgpack:"o"`
 }
 
 // Truncated forgets completed batches with Time < Before (ms).
@@ -117,11 +140,13 @@ func (BlockAdded) Type() EventType     { return TypeBlockAdded }
 func (BatchAllocated) Type() EventType { return TypeBatchAllocated }
 func (BatchCompleted) Type() EventType { return TypeBatchCompleted }
 func (Truncated) Type() EventType      { return TypeTruncated }
+func (FingerprintSet) Type() EventType { return TypeFingerprintSet }
 
 func (BlockAdded) sealed()     {}
 func (BatchAllocated) sealed() {}
 func (BatchCompleted) sealed() {}
 func (Truncated) sealed()      {}
+func (FingerprintSet) sealed() {}
 
 // EncodeEvent returns the entry bytes of ev (see the layout above).
 func EncodeEvent(ev Event) ([]byte, error) {
@@ -177,8 +202,13 @@ func decodePayload(t EventType, payload []byte) (Event, error) {
 		if err = msgpack.Unmarshal(payload, &e); err == nil {
 			return e, nil
 		}
+	case TypeFingerprintSet:
+		var e FingerprintSet
+		if err = msgpack.Unmarshal(payload, &e); err == nil {
+			return e, nil
+		}
 	default:
-		return nil, fmt.Errorf("%w: %s: this release knows types 1-4; was the log written by a newer release?", ErrUnknownEvent, t)
+		return nil, fmt.Errorf("%w: %s: this release knows types 1-4 and 7; was the log written by a newer release?", ErrUnknownEvent, t)
 	}
 	return nil, &CorruptionError{Offset: 2, Reason: "payload of " + t.String() + " does not decode", Err: err}
 }

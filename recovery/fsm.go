@@ -40,13 +40,18 @@ package recovery
 //   - Already completed: nothing changes (idempotent).
 //   - An earlier batch still pending: ErrBatchOrder (batches complete in
 //     order, so the completed batches are always a prefix).
-//   - Else it is marked completed and LastCompleted = Time.
+//   - Else it is marked completed and LastCompleted = Time; a Checkpoint
+//     reference newer than every one kept is appended to Checkpoints, of
+//     which only the newest CheckpointsKept stay.
 //
 // Rule 4, Truncated{Before}:
 //   - Before ≤ TruncatedBefore: nothing changes (idempotent).
 //   - A pending batch with Time < Before: ErrTruncatePending.
 //   - Else the batches with Time < Before are dropped and TruncatedBefore =
 //     Before. Producer and block tables are kept: dedupe needs them forever.
+//
+// Rule 6, FingerprintSet{App, Hash, Operators}: replaces the recorded
+// graph (the engine checks it before an upgrade is recorded).
 //
 // Rule 5: an entry that is not a known event (ErrUnknownEvent,
 // ErrEventVersion, a payload that does not decode) changes nothing and its
@@ -71,7 +76,12 @@ func (s *state) apply(ev Event) (Result, error) {
 	case BatchAllocated:
 		return s.allocate(e.Time)
 	case BatchCompleted:
-		return s.complete(e.Time)
+		return s.complete(e)
+	case FingerprintSet:
+		fp := e
+		fp.Operators = append([]string(nil), e.Operators...)
+		s.fingerprint = &fp
+		return Result{}, nil
 	case Truncated:
 		return Result{}, s.truncate(e.Before)
 	}
@@ -150,7 +160,8 @@ func (s *state) allocate(t int64) (Result, error) {
 }
 
 // complete is rule 3.
-func (s *state) complete(t int64) (Result, error) {
+func (s *state) complete(e BatchCompleted) (Result, error) {
+	t := e.Time
 	i := s.batchIndex(t)
 	if i < 0 {
 		return Result{}, fmt.Errorf("%w: batch %d is not allocated (allocated up to %d, truncated before %d)",
@@ -163,9 +174,28 @@ func (s *state) complete(t int64) (Result, error) {
 		}
 		s.batches[i].Completed = true
 		s.lastCompleted = t
+		s.addCheckpoint(e.Checkpoint)
 	}
 	b := cloneBatch(s.batches[i])
 	return Result{Batch: &b}, nil
+}
+
+// CheckpointsKept is how many checkpoint references the log keeps: the
+// newest, and older ones to fall back to when the newest is damaged. Part
+// of the FSM's rules: changing it changes what a replay computes.
+const CheckpointsKept = 2
+
+func (s *state) addCheckpoint(ref *CheckpointRef) {
+	if ref == nil {
+		return
+	}
+	if n := len(s.checkpoints); n > 0 && ref.Time <= s.checkpoints[n-1].Time {
+		return
+	}
+	s.checkpoints = append(s.checkpoints, *ref)
+	if n := len(s.checkpoints); n > CheckpointsKept {
+		s.checkpoints = append([]CheckpointRef(nil), s.checkpoints[n-CheckpointsKept:]...)
+	}
 }
 
 // truncate is rule 4.

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func TestBlockAdded(t *testing.T) {
 		{name: "readded_block_keeps_a_rejected_request_rejected", before: []Event{block(1, req("a", 5)), block(2, req("a", 3))},
 			ev: block(2, req("a", 3)), want: []Status{rej}, skip: []Range{{0, 1}}, blocks: 2},
 		{name: "readded_block_after_its_batch_was_truncated", before: []Event{
-			block(1, req("a", 1)), BatchAllocated{10}, BatchCompleted{10}, Truncated{11}},
+			block(1, req("a", 1)), BatchAllocated{10}, BatchCompleted{Time: 10}, Truncated{11}},
 			ev: block(1, req("a", 1)), want: []Status{dup}, blocks: 0},
 		{name: "same_seq_on_another_node_is_another_block", before: []Event{block(1)},
 			ev: BlockAdded{Block: BlockRef{"s", "other", 1}, Records: 1}, want: []Status{}, blocks: 2},
@@ -160,20 +161,20 @@ func TestBatchEvents(t *testing.T) {
 		{name: "allocate_existing_is_idempotent", evs: []Event{BatchAllocated{20}}, batches: []int64{10, 20}, unalloc: 1},
 		{name: "allocate_unknown_older_time", evs: []Event{BatchAllocated{15}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
 		{name: "allocate_time_zero", evs: []Event{BatchAllocated{0}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
-		{name: "complete_in_order", evs: []Event{BatchCompleted{10}, BatchCompleted{20}}, batches: []int64{10, 20}, done: []int64{10, 20}, unalloc: 1},
-		{name: "complete_is_idempotent", evs: []Event{BatchCompleted{10}, BatchCompleted{10}}, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
-		{name: "complete_out_of_order", evs: []Event{BatchCompleted{20}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
-		{name: "complete_unknown", evs: []Event{BatchCompleted{15}}, err: ErrUnknownBatch, batches: []int64{10, 20}, unalloc: 1},
-		{name: "complete_unallocated_future", evs: []Event{BatchCompleted{30}}, err: ErrUnknownBatch, batches: []int64{10, 20}, unalloc: 1},
-		{name: "truncate_drops_completed", evs: []Event{BatchCompleted{10}, Truncated{11}}, batches: []int64{20}, unalloc: 1},
-		{name: "truncate_is_idempotent", evs: []Event{BatchCompleted{10}, Truncated{11}, Truncated{11}, Truncated{5}}, batches: []int64{20}, unalloc: 1},
-		{name: "truncate_pending", evs: []Event{BatchCompleted{10}, Truncated{21}}, err: ErrTruncatePending, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
-		{name: "truncate_ahead_of_allocations", evs: []Event{BatchCompleted{10}, BatchCompleted{20}, Truncated{30}}, unalloc: 1},
-		{name: "allocate_behind_truncation_point", evs: []Event{BatchCompleted{10}, BatchCompleted{20}, Truncated{30}, BatchAllocated{25}}, err: ErrBatchOrder, unalloc: 1},
-		{name: "allocate_at_truncation_point", evs: []Event{BatchCompleted{10}, BatchCompleted{20}, Truncated{30}, BatchAllocated{30}}, batches: []int64{30}},
-		{name: "truncate_everything_completed", evs: []Event{BatchCompleted{10}, BatchCompleted{20}, Truncated{21}}, unalloc: 1},
-		{name: "complete_truncated", evs: []Event{BatchCompleted{10}, Truncated{11}, BatchCompleted{10}}, err: ErrUnknownBatch, batches: []int64{20}, unalloc: 1},
-		{name: "allocate_truncated", evs: []Event{BatchCompleted{10}, Truncated{11}, BatchAllocated{10}}, err: ErrBatchOrder, batches: []int64{20}, unalloc: 1},
+		{name: "complete_in_order", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}}, batches: []int64{10, 20}, done: []int64{10, 20}, unalloc: 1},
+		{name: "complete_is_idempotent", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 10}}, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
+		{name: "complete_out_of_order", evs: []Event{BatchCompleted{Time: 20}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
+		{name: "complete_unknown", evs: []Event{BatchCompleted{Time: 15}}, err: ErrUnknownBatch, batches: []int64{10, 20}, unalloc: 1},
+		{name: "complete_unallocated_future", evs: []Event{BatchCompleted{Time: 30}}, err: ErrUnknownBatch, batches: []int64{10, 20}, unalloc: 1},
+		{name: "truncate_drops_completed", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}}, batches: []int64{20}, unalloc: 1},
+		{name: "truncate_is_idempotent", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}, Truncated{11}, Truncated{5}}, batches: []int64{20}, unalloc: 1},
+		{name: "truncate_pending", evs: []Event{BatchCompleted{Time: 10}, Truncated{21}}, err: ErrTruncatePending, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
+		{name: "truncate_ahead_of_allocations", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{30}}, unalloc: 1},
+		{name: "allocate_behind_truncation_point", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{30}, BatchAllocated{25}}, err: ErrBatchOrder, unalloc: 1},
+		{name: "allocate_at_truncation_point", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{30}, BatchAllocated{30}}, batches: []int64{30}},
+		{name: "truncate_everything_completed", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{21}}, unalloc: 1},
+		{name: "complete_truncated", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}, BatchCompleted{Time: 10}}, err: ErrUnknownBatch, batches: []int64{20}, unalloc: 1},
+		{name: "allocate_truncated", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}, BatchAllocated{10}}, err: ErrBatchOrder, batches: []int64{20}, unalloc: 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -241,7 +242,7 @@ func TestAllocationContents(t *testing.T) {
 // long gone is still a Duplicate.
 func TestProducersOutliveTruncation(t *testing.T) {
 	s := newState()
-	applyOK(t, s, block(1, req("a", 1)), BatchAllocated{10}, BatchCompleted{10}, Truncated{11})
+	applyOK(t, s, block(1, req("a", 1)), BatchAllocated{10}, BatchCompleted{Time: 10}, Truncated{11})
 	res := applyOK(t, s, block(2, req("a", 1)))
 	if res.Requests[0].Status != Duplicate {
 		t.Fatalf("retry after truncation: %v", res.Requests[0].Status)
@@ -259,7 +260,7 @@ func TestViewIsACopy(t *testing.T) {
 	v := s.view()
 	v.Batches[0].Blocks[0].Skip[0].Count = 99
 	v.Batches[0].Completed = true
-	applyOK(t, s, block(2, req("a", 2)), BatchCompleted{10})
+	applyOK(t, s, block(2, req("a", 2)), BatchCompleted{Time: 10})
 	if s.batches[0].Blocks[0].Skip[0].Count != 1 {
 		t.Error("changing a View changed the state")
 	}
@@ -358,5 +359,36 @@ func TestFSMBadEntries(t *testing.T) {
 			}
 			sameStateBytes(t, f.mu.st, before)
 		})
+	}
+}
+
+// Rule 3's checkpoint references: only a completion records one, only a
+// newer one than those kept, and only the newest CheckpointsKept stay,
+// through a snapshot too. Rule 6 replaces the recorded graph.
+func TestCheckpointReferencesAndFingerprint(t *testing.T) {
+	s := newState()
+	ref := func(t int64) *CheckpointRef { return &CheckpointRef{Time: t, Name: fmt.Sprint("ckpt-", t), Sum: uint32(t)} }
+	evs := []Event{
+		BatchAllocated{Time: 10}, BatchCompleted{Time: 10, Checkpoint: ref(5)},
+		BatchCompleted{Time: 10, Checkpoint: ref(9)}, // already completed: ignored
+		BatchAllocated{Time: 20}, BatchCompleted{Time: 20, Checkpoint: ref(4)}, // older: ignored
+		BatchAllocated{Time: 30}, BatchCompleted{Time: 30, Checkpoint: ref(20)},
+		BatchAllocated{Time: 40}, BatchCompleted{Time: 40, Checkpoint: ref(30)},
+		FingerprintSet{App: "a", Hash: "h1", Operators: []string{"op 0"}},
+		FingerprintSet{App: "a", Hash: "h2", Operators: []string{"op 0", "op 1"}},
+	}
+	for _, ev := range evs {
+		if _, err := s.apply(ev); err != nil {
+			t.Fatalf("%#v: %v", ev, err)
+		}
+	}
+	want := []CheckpointRef{*ref(20), *ref(30)}
+	for _, v := range []View{s.view(), stateFromImage(s.image()).view()} {
+		if !reflect.DeepEqual(v.Checkpoints, want) {
+			t.Errorf("checkpoints %+v, want %+v", v.Checkpoints, want)
+		}
+		if v.Fingerprint == nil || v.Fingerprint.Hash != "h2" || len(v.Fingerprint.Operators) != 2 {
+			t.Errorf("fingerprint %+v, want h2 with 2 operators", v.Fingerprint)
+		}
 	}
 }

@@ -28,6 +28,10 @@ type state struct {
 	// blocks: the block sequences ever added per (stream, node), kept
 	// forever, so a block is never added twice, even after truncation.
 	blocks map[source]seqSet
+	// checkpoints: the newest CheckpointsKept references, oldest first.
+	checkpoints []CheckpointRef
+	// fingerprint: the application's graph, once recorded.
+	fingerprint *FingerprintSet
 }
 
 // source is a receiver: the blocks of one stream cut on one node.
@@ -57,6 +61,12 @@ func (s *state) view() View {
 		LastCompleted:   s.lastCompleted,
 		TruncatedBefore: s.truncatedBefore,
 		producers:       make(map[string]seqSet, len(s.producers)),
+		Checkpoints:     append([]CheckpointRef(nil), s.checkpoints...),
+	}
+	if s.fingerprint != nil {
+		fp := *s.fingerprint
+		fp.Operators = append([]string(nil), fp.Operators...)
+		v.Fingerprint = &fp
 	}
 	if len(s.batches) > 0 {
 		v.Batches = make([]Batch, len(s.batches))
@@ -81,6 +91,8 @@ type stateImage struct {
 	TruncatedBefore int64           `msgpack:"tb"`
 	Producers       []producerImage `msgpack:"p"`
 	Blocks          []sourceImage   `msgpack:"k"`
+	Checkpoints     []CheckpointRef `msgpack:"ck,omitempty"`
+	Fingerprint     *FingerprintSet `msgpack:"fp,omitempty"`
 }
 
 type producerImage struct {
@@ -101,6 +113,8 @@ func (s *state) image() stateImage {
 		LastAllocated:   s.lastAllocated,
 		LastCompleted:   s.lastCompleted,
 		TruncatedBefore: s.truncatedBefore,
+		Checkpoints:     s.checkpoints,
+		Fingerprint:     s.fingerprint,
 	}
 	for p, set := range s.producers {
 		img.Producers = append(img.Producers, producerImage{p, set})
@@ -130,6 +144,10 @@ func stateFromImage(img stateImage) *state {
 		s.batches = append(s.batches, b)
 	}
 	s.lastAllocated, s.lastCompleted, s.truncatedBefore = img.LastAllocated, img.LastCompleted, img.TruncatedBefore
+	if len(img.Checkpoints) > 0 {
+		s.checkpoints = img.Checkpoints
+	}
+	s.fingerprint = img.Fingerprint
 	for _, p := range img.Producers {
 		s.producers[p.Producer] = canonSeqs(p.Seqs)
 	}

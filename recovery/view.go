@@ -84,6 +84,11 @@ type View struct {
 	LastAllocated   int64        // 0 if none
 	LastCompleted   int64        // 0 if none
 	TruncatedBefore int64        // 0 if never truncated
+	// Checkpoints are the checkpoints the log references, oldest first
+	// (at most CheckpointsKept).
+	Checkpoints []CheckpointRef
+	// Fingerprint is the application's graph as recorded, nil if never.
+	Fingerprint *FingerprintSet
 
 	producers map[string]seqSet
 }
