@@ -367,10 +367,12 @@ func TestFSMBadEntries(t *testing.T) {
 // through a snapshot too. Rule 6 replaces the recorded graph.
 func TestCheckpointReferencesAndFingerprint(t *testing.T) {
 	s := newState()
-	ref := func(t int64) *CheckpointRef { return &CheckpointRef{Time: t, Name: fmt.Sprint("ckpt-", t), Sum: uint32(t)} }
+	ref := func(t int64) *CheckpointRef {
+		return &CheckpointRef{Time: t, Name: fmt.Sprint("ckpt-", t), Sum: uint32(t)}
+	}
 	evs := []Event{
 		BatchAllocated{Time: 10}, BatchCompleted{Time: 10, Checkpoint: ref(5)},
-		BatchCompleted{Time: 10, Checkpoint: ref(9)}, // already completed: ignored
+		BatchCompleted{Time: 10, Checkpoint: ref(9)},                           // already completed: ignored
 		BatchAllocated{Time: 20}, BatchCompleted{Time: 20, Checkpoint: ref(4)}, // older: ignored
 		BatchAllocated{Time: 30}, BatchCompleted{Time: 30, Checkpoint: ref(20)},
 		BatchAllocated{Time: 40}, BatchCompleted{Time: 40, Checkpoint: ref(30)},

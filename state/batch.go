@@ -21,6 +21,7 @@ type Batch struct {
 	opMeta  []change
 	trunc   map[int]int64 // operator → delete slices before this time, at Apply
 	written bool
+	delta   []change // what WriteDelta wrote: exactly what Apply commits
 }
 
 type partID struct{ op, part int }
@@ -43,6 +44,11 @@ func (s *Store) Begin(t int64) (*Batch, error) {
 	}
 	if s.mu.failed != nil {
 		return nil, s.mu.failed
+	}
+	if applied, err := s.Applied(); err != nil {
+		return nil, err
+	} else if t <= applied {
+		return nil, fmt.Errorf("%w: batch %d begun after batch %d was applied", ErrBatch, t, applied)
 	}
 	b := &Batch{s: s, t: t, parts: make(map[partID]*Part), trunc: make(map[int]int64)}
 	s.mu.open = b
@@ -204,14 +210,18 @@ func (b *Batch) WriteDelta() (err error) {
 	if err := pb.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
 		return err
 	}
-	if err := b.each(func(c change) error { return pb.Set(deltaKey(b.t, c.key), deltaValue(c), nil) }); err != nil {
+	var delta []change
+	if err := b.each(func(c change) error {
+		delta = append(delta, c)
+		return pb.Set(deltaKey(b.t, c.key), deltaValue(c), nil)
+	}); err != nil {
 		return err
 	}
 	if err := pb.Commit(pebble.Sync); err != nil {
 		return b.s.fail(fmt.Errorf("state: writing the delta of batch %d: %w", b.t, err))
 	}
 	b.mu.Lock()
-	b.written = true
+	b.written, b.delta = true, delta
 	b.mu.Unlock()
 	return nil
 }
@@ -266,7 +276,7 @@ func (b *Batch) each(fn func(change) error) error {
 			continue
 		}
 		n := b.s.Keys(op) + added[op]
-		if err := fn(change{key: opMetaKey(op, metaKeys), val: encodeTime(n)}); err != nil {
+		if err := fn(change{key: opPrefix(prefixCount, op), val: encodeTime(n)}); err != nil {
 			return err
 		}
 	}
@@ -283,15 +293,17 @@ func (b *Batch) Apply() (err error) {
 	}
 	defer b.s.recoverFatal(&err)
 	b.mu.Lock()
-	written := b.written
+	written, delta := b.written, b.delta
 	b.mu.Unlock()
 	if !written {
 		return fmt.Errorf("%w: Apply of batch %d before its delta was written", ErrBatch, b.t)
 	}
 	pb := b.s.db.NewBatch()
 	defer pb.Close()
-	if err := b.each(func(c change) error { return applyChange(pb, c) }); err != nil {
-		return err
+	for _, c := range delta {
+		if err := applyChange(pb, c); err != nil {
+			return err
+		}
 	}
 	if err := b.s.finishApply(pb, b.t, b.trunc); err != nil {
 		return err

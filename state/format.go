@@ -23,6 +23,7 @@ import (
 //	+-----+-----------------+-----------------+------------------+
 //
 // Operator metadata (value: bytes): 'o' | operator uint32 | name.
+// Key counts (value: u64): 'c' | operator uint32.
 //
 // Deltas, the changes of a batch not yet applied:
 //
@@ -41,6 +42,7 @@ const (
 	prefixOpMeta  = 'o'
 	prefixDelta   = 'd'
 	prefixMeta    = 'm'
+	prefixCount   = 'c' // 'c' | operator uint32 → the operator's key count, u64
 	deltaDelete   = 0x00
 	deltaSet      = 0x01
 	partKeyHeader = 1 + 4 + 4

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -48,6 +49,22 @@ type Store struct {
 		closed bool
 		failed error
 	}
+	// closeMu is held shared by every read of db and exclusively by
+	// Close, so that a read after Close is ErrClosed, not Pebble's panic.
+	closeMu struct {
+		sync.RWMutex
+		closed bool
+	}
+}
+
+// reading admits a read of db until the returned func is called.
+func (s *Store) reading() (func(), error) {
+	s.closeMu.RLock()
+	if s.closeMu.closed {
+		s.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.closeMu.RUnlock, nil
 }
 
 // Open opens the store in dir.
@@ -81,9 +98,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, po)
 	switch {
-	case err != nil && !opts.CreateIfMissing && isNotExist(err):
+	case err != nil && !opts.CreateIfMissing && errors.Is(err, pebble.ErrDBDoesNotExist):
 		return nil, fmt.Errorf("%w: %s", ErrNotExist, dir)
-	case err != nil && pebble.IsCorruptionError(err):
+	case err != nil && isDamaged(err):
 		return nil, &CorruptionError{Dir: dir, Reason: "pebble could not open the store", Err: err}
 	case err != nil:
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
@@ -96,8 +113,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func isNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, pebble.ErrDBDoesNotExist)
+// isDamaged: Pebble found corrupt bytes, or a file its MANIFEST lists is
+// missing or of another size (Pebble does not mark the latter as
+// corruption).
+func isDamaged(err error) bool {
+	return pebble.IsCorruptionError(err) || errors.Is(err, fs.ErrNotExist) ||
+		strings.Contains(err.Error(), "object size mismatch")
 }
 
 // Dir is the store's directory.
@@ -112,7 +133,24 @@ func (s *Store) Close() error {
 	}
 	s.mu.closed = true
 	s.mu.open = nil
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	s.closeMu.closed = true
 	return s.db.Close()
+}
+
+// Sync makes every applied batch durable.
+func (s *Store) Sync() error {
+	if err := s.enter(nil); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return s.fail(fmt.Errorf("state: sync of %s: %w", s.dir, err))
+	}
+	return nil
 }
 
 // Applied returns the batch time of the last applied batch (0 if none):
@@ -122,6 +160,11 @@ func (s *Store) Applied() (int64, error) {
 }
 
 func (s *Store) appliedIn(r pebble.Reader) (int64, error) {
+	done, err := s.reading()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	v, closer, err := r.Get(keyApplied)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
@@ -150,6 +193,11 @@ func (s *Store) Get(op, part int, key []byte) ([]byte, bool, error) {
 }
 
 func (s *Store) get(r pebble.Reader, k []byte) ([]byte, bool, error) {
+	done, err := s.reading()
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
 	v, closer, err := r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -201,6 +249,11 @@ func (s *Store) Scan(op, part int, fn func(key, value []byte) error) error {
 }
 
 func (s *Store) scan(r pebble.Reader, prefix []byte, fn func(key, value []byte) error) error {
+	done, err := s.reading()
+	if err != nil {
+		return err
+	}
+	defer done()
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return fmt.Errorf("state: scan %s: %w", s.dir, err)
@@ -249,12 +302,25 @@ type Stats struct {
 
 // Stats returns the store's figures.
 func (s *Store) Stats() Stats {
-	applied, _ := s.Applied()
+	applied, err := s.Applied()
+	if err != nil {
+		return Stats{}
+	}
+	done, err := s.reading()
+	if err != nil {
+		return Stats{}
+	}
+	defer done()
 	return Stats{Applied: applied, DiskBytes: int64(s.db.Metrics().DiskSpaceUsage())}
 }
 
 // OpDiskBytes estimates the bytes on disk of operator op's state.
 func (s *Store) OpDiskBytes(op int) int64 {
+	done, err := s.reading()
+	if err != nil {
+		return 0
+	}
+	defer done()
 	p := opPrefix(prefixMain, op)
 	n, err := s.db.EstimateDiskUsage(p, prefixEnd(p))
 	if err != nil {
@@ -266,7 +332,7 @@ func (s *Store) OpDiskBytes(op int) int64 {
 // Keys returns the number of committed keys of operator op, as counted
 // by the batches that changed them.
 func (s *Store) Keys(op int) int64 {
-	v, ok, err := s.OpMeta(op, metaKeys)
+	v, ok, err := s.get(s.db, opPrefix(prefixCount, op))
 	if err != nil || !ok {
 		return 0
 	}
@@ -276,10 +342,6 @@ func (s *Store) Keys(op int) int64 {
 	}
 	return n
 }
-
-// metaKeys is the operator metadata holding its key count. Part of the
-// on-disk format.
-const metaKeys = "keys"
 
 type pebbleLogger struct{ log *slog.Logger }
 
