@@ -51,6 +51,17 @@ type Config struct {
 	// fall behind, and raise them again (Spark's
 	// spark.streaming.backpressure.enabled).
 	Backpressure bool
+	// CheckpointInterval is how often, in batch time, a full checkpoint
+	// of the state is written (DIR/checkpoints), letting older write-ahead
+	// log blocks go. Default 10 batch durations; it must be a multiple of
+	// the batch duration.
+	CheckpointInterval time.Duration
+	// StateCacheBytes is the state store's block cache. Default 64 MiB.
+	StateCacheBytes int64
+	// AllowCompatibleUpgrade lets Start record a changed graph over a
+	// data directory written by another one, when the change keeps the
+	// state layout (a new output operation, a changed print count).
+	AllowCompatibleUpgrade bool
 }
 
 // DefaultConfig returns a configuration with every default set and a batch
@@ -100,6 +111,9 @@ func (c Config) withDefaults() Config {
 	if c.NodeID == "" {
 		c.NodeID = d.NodeID
 	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 10 * c.BatchDuration
+	}
 	return c
 }
 
@@ -120,6 +134,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("engine: receiver max rate %v must be 0 (no limit) or more records per second", c.ReceiverMaxRate)
 	case strings.ContainsAny(c.NodeID, "\x00/"):
 		return fmt.Errorf("engine: node id %q must not contain '/' or NUL", c.NodeID)
+	case c.CheckpointInterval < 0 || (c.BatchDuration > 0 && c.CheckpointInterval%c.BatchDuration != 0):
+		return fmt.Errorf("engine: checkpoint interval %v must be a positive multiple of the batch duration %v (default 10 batches)",
+			c.CheckpointInterval, c.BatchDuration)
+	case c.StateCacheBytes < 0:
+		return fmt.Errorf("engine: state cache %d bytes must be 0 (the default, 64 MiB) or more", c.StateCacheBytes)
 	case c.MaxLineBytes < 0:
 		return fmt.Errorf("engine: max line bytes %d must be at least 1 (0 means the default, 1 MiB)", c.MaxLineBytes)
 	}

@@ -51,6 +51,8 @@ type Context struct {
 	streams   map[string]bool            // names of streams whose blocks are stored
 	producers producerLocks
 	ingesting sync.WaitGroup // Ingest calls admitted while active
+	lines     []string       // graphLines, set by Start
+	stLines   []string       // stateLines, set by Start
 }
 
 // NewContext returns a Context for cfg, with zero fields set to their
@@ -143,6 +145,7 @@ func (c *Context) Start() error {
 		return err
 	}
 	fingerprint := c.Fingerprint()
+	lines, stLines := c.graphLines(), c.stateLines() // before c.mu: they take it
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch c.state {
@@ -156,6 +159,7 @@ func (c *Context) Start() error {
 		return err
 	}
 	c.storage = sto
+	c.lines, c.stLines = lines, stLines
 	c.sched = newScheduler(c, c.inputs, c.outputs, c.ops)
 	if err := c.sched.start(); err != nil {
 		c.storage.close()

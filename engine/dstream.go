@@ -65,7 +65,7 @@ func (d *DStream[T]) get(b *batchRun, t Time) (r *rdd[T], ok bool, err error) {
 		return r, true, nil
 	}
 	if t != b.t {
-		return nil, false, nil
+		return d.loadSlice(b, t)
 	}
 	r, err = d.compute(b)
 	if err != nil {
@@ -76,6 +76,43 @@ func (d *DStream[T]) get(b *batchRun, t Time) (r *rdd[T], ok bool, err error) {
 			return nil, false, err
 		}
 	}
+	if d.op.remember > 0 {
+		if err := d.saveSlice(b, r); err != nil {
+			return nil, false, err
+		}
+	}
+	d.cache[t] = r
+	return r, true, nil
+}
+
+// saveSlice stores the RDD of a remembered operator at b.t with the
+// batch's state, so that the windows of later batches find it after a
+// restart.
+func (d *DStream[T]) saveSlice(b *batchRun, r *rdd[T]) error {
+	data, err := encodeValue(r.mat)
+	if err != nil {
+		return fmt.Errorf("engine: operator %s: encoding its records of batch %v for the windows that need them: %w",
+			d.op.label(), b.t, err)
+	}
+	b.state.SetSlice(d.op.id, 0, data)
+	return nil
+}
+
+// loadSlice reads the RDD of a remembered operator at an earlier batch
+// time from the committed state (after a restart, the memory holds none).
+func (d *DStream[T]) loadSlice(b *batchRun, t Time) (*rdd[T], bool, error) {
+	if d.op.remember == 0 || b.t.Sub(t) > d.op.remember {
+		return nil, false, nil
+	}
+	data, ok, err := b.c.storage.state.Slice(d.op.id, int64(t), 0)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	var parts [][]T
+	if err := decodeValue(data, &parts); err != nil {
+		return nil, false, fmt.Errorf("engine: operator %s: decoding its stored records of batch %v: %w", d.op.label(), t, err)
+	}
+	r := materialized(parts)
 	d.cache[t] = r
 	return r, true, nil
 }

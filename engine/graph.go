@@ -1,10 +1,7 @@
 package engine
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -22,6 +19,7 @@ type opNode struct {
 	slide    time.Duration // the interval at which the operator produces an RDD
 	remember time.Duration // how long computed RDDs are kept for windows
 	stateful bool
+	state    stateOperator // set for UpdateStateByKey and MapWithState
 	hooks    opHooks
 }
 
@@ -32,13 +30,6 @@ type opHooks interface {
 	force(b *batchRun) error
 	// forget drops computed RDDs at times <= before.
 	forget(before Time)
-}
-
-// committer is implemented by stateful operators: the writes of a batch
-// become visible only when the batch commits.
-type committer interface {
-	commit(t Time)
-	abort()
 }
 
 // label names an operator in logs and errors.
@@ -57,6 +48,8 @@ func (o *opNode) validAt(t Time) bool {
 	return t > 0 && t.Sub(0)%o.slide == 0
 }
 
+// rememberAtLeast makes the operator keep its RDDs for d; they are stored
+// with the state, so a window finds them after a restart.
 func (o *opNode) rememberAtLeast(d time.Duration) {
 	if d > o.remember {
 		o.remember = d
@@ -101,20 +94,4 @@ func (c *Context) Operators() []OperatorInfo {
 		out = append(out, info)
 	}
 	return out
-}
-
-// Fingerprint is a hash of everything that decides where state and
-// shuffle output live and what a batch computes: the batch duration, the
-// partition count and every operator with its parameters and parents. Two
-// nodes with the same fingerprint built the same graph. Part of the on-disk
-// contract: the text hashed (below) must not change between versions.
-func (c *Context) Fingerprint() string {
-	h := sha256.New()
-	fmt.Fprintf(h, "sluice-graph-v1\nbatch=%d\npartitions=%d\n",
-		c.cfg.BatchDuration.Milliseconds(), c.cfg.Partitions)
-	for _, o := range c.Operators() {
-		fmt.Fprintf(h, "op %d %s name=%q params=%q parents=%v slide=%s output=%v\n",
-			o.ID, o.Kind, o.Name, strings.Join(o.Params, ","), o.Parents, o.Slide, o.Output)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -2,61 +2,11 @@ package engine
 
 import "time"
 
-// stateStores is the keyed state of a stateful operator: one store per
-// partition, loaded with the initial state at the operator's first batch.
-type stateStores[K comparable, S any] struct {
-	parts       []*memStore[K, S]
-	initial     []Pair[K, S]
-	initialized bool // the initial state is committed
-	loading     bool // the running batch loaded the initial state
-	part        partitioner[K]
-}
-
-func newStateStores[K comparable, S any](n int, initial []Pair[K, S]) *stateStores[K, S] {
-	st := &stateStores[K, S]{parts: make([]*memStore[K, S], n), initial: initial, part: newPartitioner[K](n)}
-	for i := range st.parts {
-		st.parts[i] = newMemStore[K, S]()
-	}
-	return st
-}
-
-// begin loads the initial state as writes of batch t, the first batch.
-func (st *stateStores[K, S]) begin(t Time) {
-	if st.initialized {
-		return
-	}
-	st.loading = true
-	for _, kv := range st.initial {
-		st.parts[st.part.of(kv.Key)].put(kv.Key, kv.Value, t)
-	}
-}
-
-// commit runs after every batch, including those at which the operator
-// is not valid (after a window): only a batch that loaded the initial
-// state marks it loaded.
-func (st *stateStores[K, S]) commit(Time) {
-	st.initialized = st.initialized || st.loading
-	st.loading = false
-	for _, p := range st.parts {
-		p.commit()
-	}
-}
-
-func (st *stateStores[K, S]) abort() {
-	st.loading = false
-	for _, p := range st.parts {
-		p.abort()
-	}
-}
-
 // statefulStream is a DStream whose operator keeps state between batches.
 type statefulStream[T any, K comparable, S any] struct {
 	*DStream[T]
 	stores *stateStores[K, S]
 }
-
-func (s *statefulStream[T, K, S]) commit(t Time) { s.stores.commit(t) }
-func (s *statefulStream[T, K, S]) abort()        { s.stores.abort() }
 
 // UpdateStateByKey keeps a state per key and updates it every batch
 // (Spark's updateStateByKey): f is called for every key that has state or
@@ -81,15 +31,22 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 		if err != nil {
 			return nil, err
 		}
-		s.stores.begin(b.t)
+		parts, err := s.stores.parts(b)
+		if err != nil {
+			return nil, err
+		}
 		out := make([][]Pair[K, S], n)
-		err = b.exec.run(b.t, s.op.label(), n, func(p int) {
-			out[p] = updatePartition(b.t, s.stores.parts[p], grouped.mat[p], f)
+		err = b.exec.runE(b.t, s.op.label(), n, func(p int) (err error) {
+			out[p], err = updatePartition(parts[p], grouped.mat[p], f)
+			return err
 		})
 		return materialized(out), err
 	})
+	s.stores.op = s.op
+	checkStorable[K](s.op, "key type")
+	checkStorable[S](s.op, "state type")
 	s.op.stateful = true
-	s.op.hooks = s
+	s.op.state = s.stores
 	checkPartitions(s.op, n)
 	if o.initial != nil && !ok {
 		c.buildError(s.op, "initial state is %T, want %T", o.initial, initial)
@@ -98,45 +55,47 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 }
 
 // updatePartition applies f to every key of one partition: first the keys
-// with state, in state order, then the keys new in this batch, in input
-// order.
-func updatePartition[K comparable, V, S any](t Time, st *memStore[K, S], batch []Pair[K, []V],
-	f func([]V, S, bool) (S, bool)) []Pair[K, S] {
+// with state, in the store's order, then the keys new in this batch, in
+// input order. A key whose state f leaves as it was is not written, so
+// the batch's delta holds only the keys it changed.
+func updatePartition[K comparable, V, S any](st *statePart[K, S], batch []Pair[K, []V],
+	f func([]V, S, bool) (S, bool)) ([]Pair[K, S], error) {
 	vals := make(map[K]int, len(batch))
 	for i, kv := range batch {
 		vals[kv.Key] = i
 	}
 	var out []Pair[K, S]
-	apply := func(k K, vs []V, old S, exists bool) {
-		ns, keep := f(vs, old, exists)
-		if keep {
-			st.put(k, ns, t)
-			out = append(out, Pair[K, S]{k, ns})
-		} else if exists {
-			st.del(k)
-		}
-	}
-	type existing struct {
-		k K
-		e stateEntry[S]
-	}
-	var olds []existing
-	st.each(func(k K, e stateEntry[S]) { olds = append(olds, existing{k, e}) })
-	for _, x := range olds {
+	err := st.each(func(k K, e stateEntry[S], raw []byte) error {
 		var vs []V
-		if i, ok := vals[x.k]; ok {
+		if i, ok := vals[k]; ok {
 			vs = batch[i].Value
-			delete(vals, x.k)
+			delete(vals, k)
 		}
-		apply(x.k, vs, x.e.val, true)
+		ns, keep := f(vs, e.val, true)
+		if !keep {
+			return st.del(k, true)
+		}
+		out = append(out, Pair[K, S]{k, ns})
+		return st.putIfChanged(k, stateEntry[S]{val: ns, updated: e.updated}, raw)
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, kv := range batch {
-		if _, ok := vals[kv.Key]; ok {
-			var zero S
-			apply(kv.Key, kv.Value, zero, false)
+		if _, ok := vals[kv.Key]; !ok {
+			continue
+		}
+		var zero S
+		ns, keep := f(kv.Value, zero, false)
+		if !keep {
+			continue
+		}
+		out = append(out, Pair[K, S]{kv.Key, ns})
+		if err := st.put(kv.Key, ns, false); err != nil {
+			return nil, err
 		}
 	}
-	return out
+	return out, nil
 }
 
 // State is the state of one key as MapWithState's function sees it
@@ -220,6 +179,7 @@ type MapWithStateStream[K comparable, S, M any] struct {
 	*DStream[M]
 	stores *stateStores[K, S]
 	n      int
+	cur    []*statePart[K, S] // the parts of the batch running; only its tasks use them
 }
 
 // StateSnapshots returns a stream of every key's state after each batch.
@@ -228,8 +188,15 @@ func (m *MapWithStateStream[K, S, M]) StateSnapshots() *DStream[Pair[K, S]] {
 		if _, err := m.getOrEmpty(b); err != nil { // the state step of b.t runs first
 			return nil, err
 		}
+		parts := m.cur
 		return lazyRDD(m.n, func(p int, emit func(Pair[K, S])) {
-			m.stores.parts[p].each(func(k K, e stateEntry[S]) { emit(Pair[K, S]{k, e.val}) })
+			err := parts[p].each(func(k K, e stateEntry[S], _ []byte) error {
+				emit(Pair[K, S]{k, e.val})
+				return nil
+			})
+			if err != nil {
+				panic(err) // the task's guard turns it into the batch's error
+			}
 		}), nil
 	})
 }
@@ -247,6 +214,7 @@ func MapWithState[K comparable, V, S, M any](ds *DStream[Pair[K, V]], spec State
 	n, param := applyOptions(opts).partitionCount(c)
 	stores := newStateStores(max(n, 1), spec.InitialState)
 	s := &statefulStream[M, K, S]{stores: stores}
+	ms := &MapWithStateStream[K, S, M]{stores: stores, n: n}
 	s.DStream = derive(ds, "mapWithState", []string{param, durParam("timeout", spec.Timeout)}, func(b *batchRun) (*rdd[M], error) {
 		r, err := ds.getOrEmpty(b)
 		if err != nil {
@@ -256,15 +224,23 @@ func MapWithState[K comparable, V, S, M any](ds *DStream[Pair[K, V]], spec State
 		if err != nil {
 			return nil, err
 		}
-		stores.begin(b.t)
+		sparts, err := stores.parts(b)
+		if err != nil {
+			return nil, err
+		}
+		ms.cur = sparts
 		out := make([][]M, n)
-		err = b.exec.run(b.t, s.op.label(), n, func(p int) {
-			out[p] = mapPartitionWithState(b.t, stores.parts[p], parts[p], spec)
+		err = b.exec.runE(b.t, s.op.label(), n, func(p int) (err error) {
+			out[p], err = mapPartitionWithState(b.t, sparts[p], parts[p], spec)
+			return err
 		})
 		return materialized(out), err
 	})
+	stores.op = s.op
+	checkStorable[K](s.op, "key type")
+	checkStorable[S](s.op, "state type")
 	s.op.stateful = true
-	s.op.hooks = s
+	s.op.state = stores
 	checkPartitions(s.op, n)
 	if spec.Function == nil {
 		c.buildError(s.op, "StateSpec.Function is nil")
@@ -272,48 +248,61 @@ func MapWithState[K comparable, V, S, M any](ds *DStream[Pair[K, V]], spec State
 	if spec.Timeout != 0 {
 		checkMultiple(s.op, "timeout", spec.Timeout, c.cfg.BatchDuration, "batch duration")
 	}
-	return &MapWithStateStream[K, S, M]{DStream: s.DStream, stores: stores, n: n}
+	ms.DStream = s.DStream
+	return ms
 }
 
 // mapPartitionWithState runs one partition of a MapWithState batch: every
-// record in order, then the timeouts, in state order.
-func mapPartitionWithState[K comparable, V, S, M any](t Time, st *memStore[K, S], records []Pair[K, V],
-	spec StateSpec[K, V, S, M]) []M {
+// record in order, then the timeouts, in the store's order.
+func mapPartitionWithState[K comparable, V, S, M any](t Time, st *statePart[K, S], records []Pair[K, V],
+	spec StateSpec[K, V, S, M]) ([]M, error) {
 	var out []M
 	timeouts := spec.Timeout > 0
 	for _, kv := range records {
-		e, exists := st.get(kv.Key)
+		e, exists, err := st.get(kv.Key)
+		if err != nil {
+			return nil, err
+		}
 		state := State[S]{value: e.val, exists: exists}
 		m, emit := spec.Function(t, kv.Key, Some(kv.Value), &state)
 		switch {
 		case state.removed:
-			st.del(kv.Key)
+			err = st.del(kv.Key, exists)
 		case state.updated || (state.exists && timeouts):
 			// With timeouts, a record refreshes the key's idle time even
 			// when the function leaves the state as it was.
-			st.put(kv.Key, state.value, t)
+			err = st.put(kv.Key, state.value, exists)
+		}
+		if err != nil {
+			return nil, err
 		}
 		if emit {
 			out = append(out, m)
 		}
 	}
 	if !timeouts {
-		return out
+		return out, nil
 	}
 	threshold := t.Add(-spec.Timeout)
 	var idle []Pair[K, S]
-	st.each(func(k K, e stateEntry[S]) {
+	err := st.each(func(k K, e stateEntry[S], _ []byte) error {
 		if e.updated < threshold {
 			idle = append(idle, Pair[K, S]{k, e.val})
 		}
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	for _, kv := range idle {
 		state := State[S]{value: kv.Value, exists: true, timingOut: true}
 		m, emit := spec.Function(t, kv.Key, None[V](), &state)
-		st.del(kv.Key)
+		if err := st.del(kv.Key, true); err != nil {
+			return nil, err
+		}
 		if emit {
 			out = append(out, m)
 		}
 	}
-	return out
+	return out, nil
 }

@@ -5,12 +5,16 @@ package engine
 // expected output and state written out per batch.
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sluice-stream/sluice/state"
 )
 
 // runningSum is Spark's updateFunc: Some(values.sum + state.getOrElse(0)).
@@ -68,29 +72,29 @@ func TestUpdateStateByKeyWithInitialState(t *testing.T) {
 // record, and that a removed key comes back without state (exists false)
 // when it gets a record again (batch 7).
 func TestUpdateStateByKeyRemovesKey(t *testing.T) {
-	type obj struct{ counter, expire int }
+	type obj struct{ Counter, Expire int } // exported: state is stored
 	var mu sync.Mutex
 	var calls []string
 	update := func(vs []int, st obj, exists bool) (obj, bool) {
 		mu.Lock()
-		calls = append(calls, fmt.Sprintf("values=%v exists=%v counter=%d", vs, exists, st.counter))
+		calls = append(calls, fmt.Sprintf("values=%v exists=%v counter=%d", vs, exists, st.Counter))
 		mu.Unlock()
 		sum := 0
 		for _, v := range vs {
 			sum += v
 		}
 		if sum == 0 {
-			st.expire++
+			st.Expire++
 		} else {
-			st.counter += sum
-			st.expire = 0
+			st.Counter += sum
+			st.Expire = 0
 		}
-		return st, st.expire != 2
+		return st, st.Expire != 2
 	}
 	h := newHarness(t)
 	q := NewQueue([]string{"a", "b"}, nil, []string{"a", "c", "a"}, []string{"c"}, nil, nil, []string{"b"})
 	pairs := MapToPair(QueueStream(h.c, q, true), withOne)
-	out := record(MapValues(UpdateStateByKey(pairs, update), func(o obj) int { return o.counter }))
+	out := record(MapValues(UpdateStateByKey(pairs, update), func(o obj) int { return o.Counter }))
 	h.start()
 	wantOut := [][]Pair[string, int]{
 		{kvs("a", 1), kvs("b", 1)},
@@ -344,7 +348,8 @@ func TestMapWithStateRecordRefreshesWithoutUpdate(t *testing.T) {
 // throws IllegalArgumentException): the task panics and the batch fails
 // with a *TaskError naming the operator and the key's partition.
 func TestMapWithStateUpdateWhileTimingOutFailsBatch(t *testing.T) {
-	h := newHarness(t)
+	dir := t.TempDir()
+	h := newHarness(t, func(c *Config) { c.DataDir = dir })
 	ms := MapWithState(MapToPair(QueueStream(h.c, NewQueue([]string{"a"}), true), withOne),
 		StateSpec[string, int, int, int]{
 			Function: func(_ Time, _ string, v Option[int], st *State[int]) (int, bool) {
@@ -369,28 +374,48 @@ func TestMapWithStateUpdateWhileTimingOutFailsBatch(t *testing.T) {
 	if err := awaitTermination(t, h); !errors.As(err, &te) {
 		t.Errorf("AwaitTermination = %v, want the *TaskError", err)
 	}
-	if got, want := committedState(ms.stores), []string{"(a,1)"}; !slices.Equal(got, want) {
+	h.c.Stop(context.Background(), false)
+	if got, want := committedState(t, dir, ms.stores), []string{"(a,1)"}; !slices.Equal(got, want) {
 		t.Errorf("state after the failed batch %v, want that of the batch before, %v", got, want)
 	}
 }
 
-// committedState returns every key's committed state, printed and sorted.
-// Call it only once the context has stopped.
-func committedState[K comparable, S any](st *stateStores[K, S]) []string {
+// committedState returns every key's committed state in the state store
+// of data directory dir, printed and sorted. Call it only once the
+// context has stopped.
+func committedState[K comparable, S any](t *testing.T, dir string, st *stateStores[K, S]) []string {
+	t.Helper()
+	store, err := state.Open(filepath.Join(dir, "state"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
 	var out []string
-	for _, p := range st.parts {
-		p.each(func(k K, e stateEntry[S]) { out = append(out, fmt.Sprint(KV(k, e.val))) })
+	for p := range st.n {
+		err := store.Scan(st.op.id, p, func(kb, vb []byte) error {
+			k, err := st.keys.decode(kb)
+			if err != nil {
+				return err
+			}
+			e, err := decodeEntry[S](vb)
+			out = append(out, fmt.Sprint(KV(k, e.val)))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	slices.Sort(out)
 	return out
 }
 
 // A batch that fails after a stateful operator has run leaves the state
-// of the batch before (memStore drops the failed batch's writes): a re-run
+// of the batch before (its writes never reach the store): a re-run
 // of the batch must start from the same state. Here the output after
 // UpdateStateByKey fails at 2000 ms.
 func TestFailedBatchLeavesPreviousState(t *testing.T) {
-	h := newHarness(t)
+	dir := t.TempDir()
+	h := newHarness(t, func(c *Config) { c.DataDir = dir })
 	pairs := MapToPair(QueueStream(h.c, NewQueue([]string{"a", "b"}, []string{"a", "c"}), true), withOne)
 	counts := UpdateStateByKey(pairs, runningSum)
 	errSink := errors.New("sink unavailable")
@@ -408,8 +433,9 @@ func TestFailedBatchLeavesPreviousState(t *testing.T) {
 	if err := awaitTermination(t, h); !errors.Is(err, errSink) {
 		t.Fatalf("AwaitTermination = %v, want %v", err, errSink)
 	}
-	st := counts.op.hooks.(*statefulStream[Pair[string, int], string, int]).stores
-	if got, want := committedState(st), []string{"(a,1)", "(b,1)"}; !slices.Equal(got, want) {
+	h.c.Stop(context.Background(), false)
+	st := counts.op.state.(*stateStores[string, int])
+	if got, want := committedState(t, dir, st), []string{"(a,1)", "(b,1)"}; !slices.Equal(got, want) {
 		t.Errorf("state after the failed batch %v, want that of batch 1000 ms, %v", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/recovery"
+	"github.com/sluice-stream/sluice/state"
 )
 
 // batchRun is one batch being executed: its time, the input fixed for it
@@ -19,6 +20,8 @@ type batchRun struct {
 	exec   *executor
 	inputs map[int]any // operator id of an input stream → its allocated input
 	info   BatchInfo
+	state  *state.Batch // the state writes of the batch
+	replay bool         // completed before, re-run to rebuild the state
 }
 
 // scheduler generates a batch every batch duration (the job generator) and
@@ -86,13 +89,32 @@ func (s *scheduler) start() error {
 // time to generate.
 func (s *scheduler) recover() (Time, error) {
 	view := s.c.storage.meta.View()
+	if err := s.c.checkGraph(view); err != nil {
+		return 0, err
+	}
+	applied, err := s.c.storage.openState(s.c, view)
+	if err != nil {
+		return 0, err
+	}
+	for _, pb := range view.Batches {
+		if pb.Completed && Time(pb.Time) > applied {
+			b := s.newBatch(Time(pb.Time), pb.Blocks)
+			b.replay = true
+			s.mu.queue = append(s.mu.queue, b)
+		}
+	}
+	if n := len(s.mu.queue); n > 0 {
+		s.c.log.Info("re-running completed batches to rebuild the state", "batches", n,
+			"first", s.mu.queue[0].t, "last", s.mu.queue[n-1].t)
+	}
+	replays := len(s.mu.queue)
 	for _, pb := range view.Pending() {
 		b := s.newBatch(Time(pb.Time), pb.Blocks)
 		s.mu.queue = append(s.mu.queue, b)
 	}
-	if n := len(s.mu.queue); n > 0 {
+	if n := len(s.mu.queue) - replays; n > 0 {
 		s.c.log.Info("re-running batches allocated before the restart and not completed",
-			"batches", n, "first", s.mu.queue[0].t, "last", s.mu.queue[n-1].t)
+			"batches", n, "first", s.mu.queue[replays].t, "last", s.mu.queue[len(s.mu.queue)-1].t)
 	}
 	if err := s.c.storage.collectGarbage(view, s.receivers()); err != nil {
 		return 0, err
@@ -253,25 +275,15 @@ func (s *scheduler) run() {
 
 // execute runs one batch: stateful and remembered operators first, then
 // every output operation valid at b.t, in the order they were registered;
-// then the batch commits and remembered RDDs that no window needs are
-// dropped.
+// then the batch commits (commit) and remembered RDDs that no window
+// needs are dropped.
 func (s *scheduler) execute(b *batchRun) error {
 	b.info.StartedAt = s.c.cfg.Clock.Now()
 	started := b.info
 	s.c.bus.post(func(l Listener) { l.OnBatchStarted(started) })
-	err := s.executeJobs(b)
+	err := s.runBatch(b)
 	for _, o := range s.ops {
-		if cm, ok := o.hooks.(committer); ok {
-			if err == nil {
-				cm.commit(b.t)
-			} else {
-				cm.abort()
-			}
-		}
 		o.hooks.forget(b.t.Add(-o.remember))
-	}
-	if err == nil {
-		err = s.complete(b.t)
 	}
 	b.info.CompletedAt = s.c.cfg.Clock.Now()
 	b.info.Err = err
@@ -283,21 +295,76 @@ func (s *scheduler) execute(b *batchRun) error {
 	if err != nil {
 		return fmt.Errorf("engine: batch %v failed: %w", b.t, err)
 	}
-	s.c.log.Debug("batch completed", "time", b.t, "records", b.info.Records,
+	s.c.log.Debug("batch completed", "time", b.t, "records", b.info.Records, "replay", b.replay,
 		"scheduling_delay", b.info.SchedulingDelay(), "processing", b.info.ProcessingDelay())
 	return nil
 }
 
-// complete records BatchCompleted{t} once the batch's outputs are
-// written, and now and then truncates what no batch will read again.
-func (s *scheduler) complete(t Time) error {
+// runBatch runs the batch's jobs and commits it. The commit path, in
+// order, each step a failpoint:
+//
+//  1. the outputs are written (by the jobs);
+//  2. the state delta of the batch is written and synced;
+//  3. now and then, a checkpoint of the state as of the batch before;
+//  4. BatchCompleted{t, checkpoint} is committed to the metadata log;
+//  5. the delta is applied: the batch's state becomes the committed one;
+//  6. now and then, what no batch will read again is truncated.
+//
+// A crash before 4 re-runs the batch from the same blocks and the state
+// of the batch before, replacing its delta and rewriting its outputs; a
+// crash after 4 redoes the delta at start. A replayed batch (completed
+// before, re-run to rebuild the state) skips 3, 4 and 6.
+func (s *scheduler) runBatch(b *batchRun) error {
+	st, err := s.c.storage.state.Begin(int64(b.t))
+	if err != nil {
+		return err
+	}
+	b.state = st
+	if err := s.executeJobs(b); err != nil {
+		st.Abort()
+		return err
+	}
+	failpoint(FailAfterOutputWritten)
+	for _, o := range s.ops {
+		if o.remember > 0 {
+			st.TruncateSlices(o.id, int64(b.t.Add(-o.remember))+1)
+		}
+	}
+	if err := st.WriteDelta(); err != nil {
+		st.Abort()
+		return err
+	}
+	failpoint(FailAfterStateDelta)
+	if b.replay {
+		return st.Apply()
+	}
+	ref := s.c.storage.maybeCheckpoint(s.c, b.t)
+	if err := s.complete(b.t, ref); err != nil {
+		st.Abort()
+		return err
+	}
+	failpoint(FailAfterBatchCompleted)
+	if err := st.Apply(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if ref != nil {
+		s.c.storage.retainCheckpoints(s.c)
+	}
+	return s.c.storage.truncate(ctx, s.horizon(b.t), 10*s.c.cfg.BatchDuration, s.c.cfg.BatchDuration)
+}
+
+// complete records BatchCompleted{t} once the batch's outputs and state
+// delta are written.
+func (s *scheduler) complete(t Time, ref *recovery.CheckpointRef) error {
 	failpoint(FailBeforeBatchCompleted)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := s.c.storage.meta.Apply(ctx, recovery.BatchCompleted{Time: int64(t)}); err != nil {
+	if _, err := s.c.storage.meta.Apply(ctx, recovery.BatchCompleted{Time: int64(t), Checkpoint: ref}); err != nil {
 		return fmt.Errorf("engine: recording batch %v completed: %w", t, err)
 	}
-	return s.c.storage.truncate(ctx, s.horizon(t), 10*s.c.cfg.BatchDuration)
+	return nil
 }
 
 // horizon is the oldest batch time whose input a window may still read:

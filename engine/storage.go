@@ -13,7 +13,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+	"github.com/sluice-stream/sluice/checkpoint"
 	"github.com/sluice-stream/sluice/recovery"
+	"github.com/sluice-stream/sluice/state"
 	"github.com/sluice-stream/sluice/wal"
 )
 
@@ -45,6 +47,13 @@ type storage struct {
 	meta   metaLog
 	unlock func()
 
+	fs       vfs.FS
+	dir      string          // the data directory ("" in memory)
+	state    *state.Store    // set by openState
+	ckpts    *checkpoint.Dir // DIR/checkpoints
+	ckptMeta checkpoint.Meta // what every checkpoint of this application says
+	lastCkpt Time            // batch time of the newest checkpoint written or referenced
+
 	truncatedBefore Time // only the scheduler's run goroutine uses it after start
 }
 
@@ -66,7 +75,7 @@ func openStorage(c *Context) (*storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &storage{node: cfg.NodeID, unlock: unlock}
+	s := &storage{node: cfg.NodeID, unlock: unlock, fs: vfs.Default, dir: cfg.DataDir}
 	opts := wal.Options{Logger: c.log}
 	if failpointSet(FailAfterWALWrite) {
 		opts.AfterWrite = func() { failpoint(FailAfterWALWrite) }
@@ -84,7 +93,26 @@ func openStorage(c *Context) (*storage, error) {
 		return nil, fmt.Errorf("engine: opening the metadata log in %s: %w", cfg.DataDir, err)
 	}
 	s.meta = meta
+	if err := s.openCheckpoints(c); err != nil {
+		s.close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// openCheckpoints opens DIR/checkpoints, whose checkpoints afterRename
+// (a crash-test failpoint) follows.
+func (s *storage) openCheckpoints(c *Context) error {
+	opts := checkpoint.Options{FS: s.fs, Logger: c.log}
+	if failpointSet(FailAfterCheckpointRenamed) {
+		opts.AfterRename = func() { failpoint(FailAfterCheckpointRenamed) }
+	}
+	d, err := checkpoint.Open(s.fs.PathJoin(s.dir, "checkpoints"), opts)
+	if err != nil {
+		return fmt.Errorf("engine: opening the checkpoints in %s: %w", s.dir, err)
+	}
+	s.ckpts = d
+	return nil
 }
 
 // openMemoryStorage runs the same logs as a data directory does, on an
@@ -104,11 +132,22 @@ func openMemoryStorage(c *Context) (*storage, error) {
 		blocks.Close()
 		return nil, err
 	}
-	return &storage{node: c.cfg.NodeID, blocks: blocks, meta: meta, unlock: func() {}}, nil
+	s := &storage{node: c.cfg.NodeID, blocks: blocks, meta: meta, unlock: func() {}, fs: fs, dir: ""}
+	if err := s.openCheckpoints(c); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
 }
 
+// close closes the logs and the state store. The state's last applied
+// batch is made durable first (Apply does not sync).
 func (s *storage) close() error {
-	err := errors.Join(s.meta.Close(), s.blocks.Close())
+	var err error
+	if s.state != nil {
+		err = errors.Join(s.state.Sync(), s.state.Close())
+	}
+	err = errors.Join(err, s.meta.Close(), s.blocks.Close())
 	s.unlock()
 	return err
 }
@@ -187,12 +226,24 @@ func (st *storage) collectGarbage(view recovery.View, receivers []*receiverStrea
 // blocks, once the horizon has moved truncateEvery batches since the last
 // time: first the metadata log stops referencing them, then the WAL lets
 // them go (a crash between leaves garbage that the next start collects).
-func (st *storage) truncate(ctx context.Context, horizon Time, every time.Duration) error {
+//
+// The horizon never passes the oldest checkpoint the log references (plus
+// one batch): the batches after a checkpoint are what a restore from it
+// re-runs. Without a checkpoint nothing is truncated.
+func (st *storage) truncate(ctx context.Context, horizon Time, every, batch time.Duration) error {
 	if horizon.Sub(st.truncatedBefore) < every {
 		return nil
 	}
+	view := st.meta.View()
+	if len(view.Checkpoints) == 0 {
+		return nil
+	}
+	horizon = min(horizon, Time(view.Checkpoints[0].Time).Add(batch))
+	if horizon <= st.truncatedBefore {
+		return nil
+	}
 	var ids []wal.BlockID
-	for _, b := range st.meta.View().Batches {
+	for _, b := range view.Batches {
 		if Time(b.Time) >= horizon {
 			break
 		}
