@@ -155,6 +155,7 @@ func (c *Context) Start() error {
 	if err != nil {
 		return err
 	}
+	sto.blocks = timeAppends(sto.blocks) // for WALLatency (wal_timing.go)
 	c.storage = sto
 	c.sched = newScheduler(c, c.inputs, c.outputs, c.ops)
 	if err := c.sched.start(); err != nil {
