@@ -48,6 +48,9 @@ type pageData struct {
 	Batches   []batchRow
 	Receivers []receiverRow
 	State     []stateRow
+	// Stateful lists the graph's stateful operators while the state store
+	// reports no rows (State is nil), so the panel names them.
+	Stateful  []engine.OperatorInfo
 	Operators []engine.OperatorInfo
 	Updated   time.Time
 }
@@ -65,6 +68,11 @@ func (s *status) pageData() pageData {
 		d.Receivers = s.receivers()
 		d.State = s.stateSummary()
 		d.Operators = s.c.Operators()
+		for _, o := range d.Operators {
+			if o.Stateful && d.State == nil {
+				d.Stateful = append(d.Stateful, o)
+			}
+		}
 	}
 	return d
 }
@@ -170,7 +178,7 @@ func (s *status) charts(rows []batchRow) []chart {
 }
 
 func drawChart(title, unit string, times, vs []float64, ref float64, refLabel string) chart {
-	c := chart{Title: title, Unit: unit, Width: 330, Height: 150, Left: 48, Top: 10, Right: 320, Bottom: 124}
+	c := chart{Title: title, Unit: unit, Width: 300, Height: 150, Left: 44, Top: 10, Right: 292, Bottom: 124}
 	var top, sum float64
 	for _, v := range vs {
 		top = max(top, v)
