@@ -158,6 +158,7 @@ func (c *Context) Start() error {
 	if err != nil {
 		return err
 	}
+	sto.blocks = timeAppends(sto.blocks) // for WALLatency (wal_timing.go)
 	c.storage = sto
 	c.lines, c.stLines = lines, stLines
 	c.sched = newScheduler(c, c.inputs, c.outputs, c.ops)

@@ -40,7 +40,8 @@ func (e *TaskError) Unwrap() error { return e.Err }
 // at most `parallelism` at a time. Records are never handed between
 // goroutines one by one: a task owns a whole partition.
 type executor struct {
-	sem chan struct{}
+	sem   chan struct{}
+	trace taskTrace // the last batches' tasks, for BatchTasks (task_trace.go)
 }
 
 func newExecutor(parallelism int) *executor {
@@ -57,7 +58,7 @@ func (x *executor) run(t Time, op string, n int, fn func(p int)) error {
 // runE is run for tasks that can fail with an error as well as a panic.
 func (x *executor) runE(t Time, op string, n int, fn func(p int) error) error {
 	if n == 1 {
-		return guard(t, op, 0, func() error { return fn(0) })
+		return x.task(t, op, 0, func() error { return fn(0) })
 	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -66,7 +67,7 @@ func (x *executor) runE(t Time, op string, n int, fn func(p int) error) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-x.sem; wg.Done() }()
-			errs[p] = guard(t, op, p, func() error { return fn(p) })
+			errs[p] = x.task(t, op, p, func() error { return fn(p) })
 		}()
 	}
 	wg.Wait()
@@ -108,5 +109,6 @@ func materialize[T any](b *batchRun, op string, r *rdd[T]) (*rdd[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	traceRecords(b, op, parts)
 	return materialized(parts), nil
 }

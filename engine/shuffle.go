@@ -72,6 +72,7 @@ func shuffleByKey[K comparable, V, C any](b *batchRun, op string, r *rdd[Pair[K,
 	if err != nil {
 		return nil, err
 	}
+	traceRecords(b, op, out)
 	return materialized(out), nil
 }
 

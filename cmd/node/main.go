@@ -86,6 +86,8 @@ type nodeFlags struct {
 	maxLineBytes int
 	sampleRate   int
 	logLevel     string
+	logFormat    string
+	pprof        bool
 	stopTimeout  time.Duration
 	nodeID       string
 	maxRate      float64
@@ -109,7 +111,9 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.IntVar(&f.top, "top", 10, "records printed per batch")
 	fs.IntVar(&f.maxLineBytes, "max-line-bytes", 1<<20, "longest input line accepted; longer lines are dropped and counted")
 	fs.IntVar(&f.sampleRate, "sample-rate", 100, "lines per second replayed by sample://")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug (a line per batch), info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text (for a terminal) or json (one object a line)")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the --http address")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop (SIGINT, SIGTERM) may take")
 	return fs, f
 }
@@ -146,7 +150,14 @@ func (f *nodeFlags) logger(stderr io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), nil
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", f.logFormat)
 }
 
 func runNode(args []string, stdout, stderr io.Writer) int {
@@ -180,13 +191,14 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 	return n.wait(f.stopTimeout)
 }
 
-// node is a running node: the streaming context and its status server.
+// node is a running node: the streaming context and its web server.
 type node struct {
-	c      *engine.Context
-	srv    *http.Server
-	ln     net.Listener
-	status *status
-	log    *slog.Logger
+	c       *engine.Context
+	srv     *http.Server
+	ln      net.Listener
+	status  *status
+	cluster *clusterWatch
+	log     *slog.Logger
 }
 
 func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) {
@@ -210,26 +222,34 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 		o.saveDir = f.dataDir + "/output"
 	}
 	apps[f.app].build(c, lines, o)
-	n := &node{c: c, log: log, status: newStatus(c, f.app, f.source)}
+	n := &node{c: c, log: log}
+	n.status = newStatus(c, f.app, f.source, newMetrics(), nil)
+	n.cluster = newClusterWatch(c, log, &n.status.running)
+	n.status.cluster = n.cluster
 	c.AddListener(n.status)
 	if n.ln, err = net.Listen("tcp", f.httpAddr); err != nil {
 		return nil, fmt.Errorf("--http %s: %w (is another node running? pick another address with --http)", f.httpAddr, err)
 	}
-	mux := n.status.routes()
+	mux := n.status.routes(f.pprof)
 	mux.Handle("POST /api/ingest/{stream}", &ingestHandler{c: c, maxBody: f.maxRequest, maxLineBytes: f.maxLineBytes})
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The server answers while the context starts: the page then says
+	// the node is starting.
 	go n.srv.Serve(n.ln)
 	if err := c.Start(); err != nil {
 		n.srv.Close()
+		n.cluster.stop()
 		return nil, err
 	}
+	n.status.running.Store(true)
+	n.cluster.start()
 	return n, nil
 }
 
 func (n *node) banner(f *nodeFlags) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Sluice is running %s over %s, a batch every %v.\n", f.app, f.source, f.batch)
-	fmt.Fprintf(&b, "Status page: http://%s/ (JSON at /api/status)\n", n.ln.Addr())
+	fmt.Fprintf(&b, "Status page: http://%s/ (JSON under /api/, Prometheus metrics at /metrics)\n", n.ln.Addr())
 	if f.dataDir == "" {
 		b.WriteString("No --data-dir: the write-ahead and metadata logs are in memory, and lost when the node stops.\n")
 	}
@@ -273,6 +293,7 @@ func (n *node) wait(stopTimeout time.Duration) int {
 			code = exitFailure
 		}
 	}
+	n.cluster.stop()
 	n.srv.Close()
 	return code
 }

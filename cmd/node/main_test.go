@@ -195,6 +195,7 @@ func TestBadFlagsExitWithTheChoices(t *testing.T) {
 		{"no scheme", []string{"run", "--source", "localhost:9999", "--http", "127.0.0.1:0"}, []string{"has no scheme", "socket://"}},
 		{"bad port", []string{"run", "--source", "socket://localhost:99999", "--http", "127.0.0.1:0"}, []string{"1 to 65535"}},
 		{"bad batch", []string{"run", "--batch", "0s"}, []string{"--batch"}},
+		{"bad log format", []string{"run", "--log-format", "xml"}, []string{"--log-format", "json"}},
 		{"unknown command", []string{"frobnicate"}, []string{"unknown command"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
