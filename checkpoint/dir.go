@@ -143,7 +143,7 @@ func (d *Dir) Write(src Source, m Meta) (_ Ref, err error) {
 	if err := d.publish(name, tmp); err != nil {
 		return Ref{}, err
 	}
-	d.logger.Info("wrote a checkpoint", "name", name, "time", m.Time)
+	d.logger.Debug("wrote a checkpoint", "name", name, "time", m.Time)
 	if d.afterRename != nil {
 		d.afterRename()
 	}
@@ -467,7 +467,7 @@ func (d *Dir) Retain(keep []Ref) error {
 			errs = append(errs, fmt.Errorf("checkpoint: remove %s: %w", n, err))
 			continue
 		}
-		d.logger.Info("removed a checkpoint no longer retained", "name", n)
+		d.logger.Debug("removed a checkpoint no longer retained", "name", n)
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,10 @@
 package engine
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"github.com/sluice-stream/sluice/checkpoint"
 	"github.com/sluice-stream/sluice/recovery"
 )
@@ -29,6 +33,38 @@ func (st *storage) maybeCheckpoint(c *Context, t Time) *recovery.CheckpointRef {
 	}
 	c.log.Debug("checkpoint written", "name", ref.Name, "as_of", Time(applied))
 	return &recovery.CheckpointRef{Time: ref.Time, Name: ref.Name, Sum: ref.Sum}
+}
+
+// finalCheckpoint checkpoints the last committed state at a graceful
+// stop, referenced from the last completed batch, so that a restart finds
+// a checkpoint of exactly the state it stopped with.
+func (st *storage) finalCheckpoint(c *Context) error {
+	applied, err := st.state.Applied()
+	if err != nil || applied == 0 {
+		return err
+	}
+	view := st.meta.View()
+	if n := len(view.Checkpoints); n > 0 && view.Checkpoints[n-1].Time >= applied {
+		return nil
+	}
+	if err := st.state.Sync(); err != nil {
+		return err
+	}
+	meta := st.ckptMeta
+	meta.Time = applied
+	ref, err := st.ckpts.Write(st.state, meta)
+	if err != nil {
+		return fmt.Errorf("engine: the checkpoint at stop: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ev := recovery.BatchCompleted{Time: applied, Checkpoint: &recovery.CheckpointRef{Time: ref.Time, Name: ref.Name, Sum: ref.Sum}}
+	if _, err := st.meta.Apply(ctx, ev); err != nil {
+		return fmt.Errorf("engine: recording the checkpoint at stop: %w", err)
+	}
+	st.retainCheckpoints(c)
+	c.log.Info("state checkpointed at stop", "checkpoint", ref.Name, "as_of", Time(applied))
+	return nil
 }
 
 // retainCheckpoints deletes the checkpoints the log no longer references.

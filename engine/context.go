@@ -193,6 +193,9 @@ func (c *Context) Stop(ctx context.Context, graceful bool) error {
 	}
 	c.ingesting.Wait() // no new one is admitted: the state is stopped
 	err := s.stop(ctx, graceful)
+	if graceful && err == nil && s.failure() == nil {
+		err = c.storage.finalCheckpoint(c)
+	}
 	c.bus.stop()
 	return errors.Join(err, c.storage.close())
 }

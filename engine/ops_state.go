@@ -76,7 +76,7 @@ func updatePartition[K comparable, V, S any](st *statePart[K, S], batch []Pair[K
 			return st.del(k, true)
 		}
 		out = append(out, Pair[K, S]{k, ns})
-		return st.putIfChanged(k, stateEntry[S]{val: ns, updated: e.updated}, raw)
+		return st.putIfChanged(k, ns, e.updated, raw)
 	})
 	if err != nil {
 		return nil, err

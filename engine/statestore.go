@@ -125,21 +125,18 @@ func (sp *statePart[K, S]) del(k K, existed bool) error {
 	return nil
 }
 
-// putIfChanged writes e unless it encodes to old, the bytes stored.
-func (sp *statePart[K, S]) putIfChanged(k K, e stateEntry[S], old []byte) error {
-	vb, err := encodeValue(storedEntry[S]{Updated: int64(e.updated), Value: e.val})
+// putIfChanged writes v, updated at the batch's time, unless it is the
+// value stored (old, last updated at updated): then the key is left out
+// of the batch's delta.
+func (sp *statePart[K, S]) putIfChanged(k K, v S, updated Time, old []byte) error {
+	vb, err := encodeValue(storedEntry[S]{Updated: int64(updated), Value: v})
 	if err != nil {
 		return sp.st.stateError(k, "encoding", err)
 	}
 	if bytes.Equal(vb, old) {
 		return nil
 	}
-	kb, err := sp.st.keys.encode(k)
-	if err != nil {
-		return sp.st.stateError(k, "encoding the key of", err)
-	}
-	sp.p.Set(kb, vb, true)
-	return nil
+	return sp.put(k, v, true)
 }
 
 // each calls fn for every key as the batch sees it: the committed keys in

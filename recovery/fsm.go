@@ -37,7 +37,9 @@ package recovery
 //
 // Rule 3, BatchCompleted{Time}:
 //   - The batch must exist (ErrUnknownBatch: never allocated, or truncated).
-//   - Already completed: nothing changes (idempotent).
+//   - Already completed: only a Checkpoint reference newer than every one
+//     kept is recorded (a checkpoint taken at a graceful stop); otherwise
+//     nothing changes (idempotent).
 //   - An earlier batch still pending: ErrBatchOrder (batches complete in
 //     order, so the completed batches are always a prefix).
 //   - Else it is marked completed and LastCompleted = Time; a Checkpoint
@@ -174,8 +176,8 @@ func (s *state) complete(e BatchCompleted) (Result, error) {
 		}
 		s.batches[i].Completed = true
 		s.lastCompleted = t
-		s.addCheckpoint(e.Checkpoint)
 	}
+	s.addCheckpoint(e.Checkpoint)
 	b := cloneBatch(s.batches[i])
 	return Result{Batch: &b}, nil
 }

@@ -362,8 +362,8 @@ func TestFSMBadEntries(t *testing.T) {
 	}
 }
 
-// Rule 3's checkpoint references: only a completion records one, only a
-// newer one than those kept, and only the newest CheckpointsKept stay,
+// Rule 3's checkpoint references: only one newer than those kept is
+// recorded (also on a batch already completed), and only the newest CheckpointsKept stay,
 // through a snapshot too. Rule 6 replaces the recorded graph.
 func TestCheckpointReferencesAndFingerprint(t *testing.T) {
 	s := newState()
@@ -385,6 +385,9 @@ func TestCheckpointReferencesAndFingerprint(t *testing.T) {
 		}
 	}
 	want := []CheckpointRef{*ref(20), *ref(30)}
+	if got := stateFromImage(s.image()); len(got.checkpoints) != CheckpointsKept {
+		t.Fatalf("kept %d references, want %d", len(got.checkpoints), CheckpointsKept)
+	}
 	for _, v := range []View{s.view(), stateFromImage(s.image()).view()} {
 		if !reflect.DeepEqual(v.Checkpoints, want) {
 			t.Errorf("checkpoints %+v, want %+v", v.Checkpoints, want)

@@ -2,16 +2,22 @@ package main
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/sluice-stream/sluice/engine"
 )
 
 // appOptions is what an application may read from the command line.
 type appOptions struct {
-	top     int    // how many records Print shows
-	saveDir string // where to save results, "" for nowhere
+	top     int           // how many records Print shows
+	saveDir string        // where to save results, "" for nowhere
+	batch   time.Duration // the batch duration
+	window  time.Duration // windowed-top's window (0: 3 batches)
+	timeout time.Duration // sessions' idle timeout (0: 3 batches)
 }
 
 // app builds a graph over the node's input stream.
@@ -25,6 +31,14 @@ var apps = map[string]app{
 	"wordcount": {
 		describe: "count every word since the start (UpdateStateByKey), print the top counts each batch",
 		build:    buildWordCount,
+	},
+	"windowed-top": {
+		describe: "the most frequent words over a sliding window (--window, default 3 batches), counted incrementally (ReduceByKeyAndWindow with its inverse)",
+		build:    buildWindowedTop,
+	},
+	"sessions": {
+		describe: "sessions of click events (lines \"user page\"): a session ends after --session-timeout without a click (MapWithState with a timeout) and is then printed and saved",
+		build:    buildSessions,
 	},
 	"archive": {
 		describe: "keep every record, batch by batch, in DATA-DIR/output/records-<batch ms> (needs --data-dir)",
@@ -88,5 +102,75 @@ func topCounts(n int) func(engine.Time, engine.RDD[engine.Pair[string, int64]]) 
 		})
 		// Keep one more than shown, so Print can say "..." when there are more.
 		return engine.NewRDD(t, all[:min(len(all), n+1)]), nil
+	}
+}
+
+// buildWindowedTop counts words over a sliding window, sliding one batch
+// at a time: each window is the previous one less the batch that left it
+// plus the batch that entered it. Words whose count falls to zero leave
+// the window. The counts of every window are saved with a data directory.
+func buildWindowedTop(c *engine.Context, lines *engine.DStream[string], o appOptions) {
+	window := cmp.Or(o.window, 3*o.batch)
+	words := engine.FlatMapEmit(lines, engine.Words)
+	pairs := engine.MapToPair(words, func(w string) (string, int64) { return w, 1 })
+	counts := engine.ReduceByKeyAndWindowInv(pairs,
+		func(a, b int64) int64 { return a + b }, func(a, b int64) int64 { return a - b },
+		window, o.batch, func(_ string, n int64) bool { return n != 0 }).Named("window-counts")
+	engine.Transform(counts, topCounts(o.top)).Print(o.top)
+	if o.saveDir != "" {
+		counts.SaveAsTextFiles(o.saveDir+"/window", "")
+	}
+}
+
+// session is one user's run of clicks. Times are batch times, so a re-run
+// of a batch computes the same sessions.
+type session struct {
+	Start, Last engine.Time
+	Clicks      int
+	Pages       int // distinct pages, as far as consecutive clicks tell
+	LastPage    string
+}
+
+func (s session) String() string {
+	return fmt.Sprintf("start=%d last=%d clicks=%d pages=%d", int64(s.Start), int64(s.Last), s.Clicks, s.Pages)
+}
+
+// buildSessions turns click events ("user page", one a line) into
+// sessions per user: a session ends when the user has not clicked for
+// the timeout, measured in batch time; it is then emitted, printed and,
+// with a data directory, saved. The open sessions are the state named
+// "sessions".
+func buildSessions(c *engine.Context, lines *engine.DStream[string], o appOptions) {
+	timeout := cmp.Or(o.timeout, 3*o.batch)
+	clicks := engine.FlatMap(lines, func(line string) []engine.Pair[string, string] {
+		user, page, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || user == "" {
+			return nil // not a click event: skipped
+		}
+		return []engine.Pair[string, string]{engine.KV(user, strings.TrimSpace(page))}
+	})
+	ended := engine.MapWithState(clicks, engine.StateSpec[string, string, session, string]{
+		Function: func(t engine.Time, user string, page engine.Option[string], st *engine.State[session]) (string, bool) {
+			if st.IsTimingOut() {
+				return fmt.Sprintf("%s %v", user, st.Get()), true
+			}
+			s := session{Start: t}
+			if st.Exists() {
+				s = st.Get()
+			}
+			s.Last, s.Clicks = t, s.Clicks+1
+			if page.Value != s.LastPage {
+				s.Pages++
+				s.LastPage = page.Value
+			}
+			st.Update(s)
+			return "", false
+		},
+		Timeout: timeout,
+	})
+	ended.Named("sessions")
+	ended.Print(o.top)
+	if o.saveDir != "" {
+		ended.SaveAsTextFiles(o.saveDir+"/sessions", "")
 	}
 }

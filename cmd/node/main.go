@@ -93,6 +93,12 @@ type nodeFlags struct {
 	maxRate      float64
 	backpressure bool
 	maxRequest   int64
+
+	window             time.Duration
+	sessionTimeout     time.Duration
+	checkpointInterval time.Duration
+	allowUpgrade       bool
+	clock              string
 }
 
 func newFlags() (*flag.FlagSet, *nodeFlags) {
@@ -114,6 +120,11 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug (a line per batch), info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text (for a terminal) or json (one object a line)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the --http address")
+	fs.DurationVar(&f.window, "window", 0, "windowed-top's window, a multiple of --batch (0: 3 batches)")
+	fs.DurationVar(&f.sessionTimeout, "session-timeout", 0, "sessions' idle timeout, a multiple of --batch (0: 3 batches)")
+	fs.DurationVar(&f.checkpointInterval, "checkpoint-interval", 0, "how often, in batch time, the state is checkpointed whole (0: every 10 batches)")
+	fs.BoolVar(&f.allowUpgrade, "allow-compatible-upgrade", false, "start over a data directory written by a different graph when the change keeps the state layout (a new output, a changed print count)")
+	fs.StringVar(&f.clock, "clock", "system", "where batch time comes from: system, or manual:START_MS for tests (time then moves only by POST /debug/clock?advance=DURATION)")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop (SIGINT, SIGTERM) may take")
 	return fs, f
 }
@@ -141,6 +152,15 @@ func (f *nodeFlags) validate() error {
 		return fmt.Errorf("--partitions %d must be at least 1 (or 0 for the default)", f.partitions)
 	case f.batch <= 0 || f.batch%time.Millisecond != 0:
 		return fmt.Errorf("--batch %v must be a positive whole number of milliseconds, such as 1s or 500ms", f.batch)
+	case f.window < 0 || f.window%f.batch != 0:
+		return fmt.Errorf("--window %v must be a multiple of --batch %v (0: 3 batches)", f.window, f.batch)
+	case f.sessionTimeout < 0 || f.sessionTimeout%f.batch != 0:
+		return fmt.Errorf("--session-timeout %v must be a multiple of --batch %v (0: 3 batches)", f.sessionTimeout, f.batch)
+	case f.checkpointInterval < 0 || f.checkpointInterval%f.batch != 0:
+		return fmt.Errorf("--checkpoint-interval %v must be a multiple of --batch %v (0: 10 batches)", f.checkpointInterval, f.batch)
+	}
+	if _, err := f.manualClock(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -206,6 +226,14 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	cfg.AppName, cfg.BatchDuration, cfg.Partitions = f.app, f.batch, f.partitions
 	cfg.MaxLineBytes, cfg.Logger, cfg.Stdout = f.maxLineBytes, log, stdout
 	cfg.DataDir, cfg.NodeID, cfg.ReceiverMaxRate, cfg.Backpressure = f.dataDir, f.nodeID, f.maxRate, f.backpressure
+	cfg.CheckpointInterval, cfg.AllowCompatibleUpgrade = f.checkpointInterval, f.allowUpgrade
+	manual, err := f.manualClock()
+	if err != nil {
+		return nil, err
+	}
+	if manual != nil {
+		cfg.Clock = manual
+	}
 	if f.partitions == 0 {
 		cfg.Partitions = engine.DefaultConfig().Partitions
 	}
@@ -217,7 +245,7 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	if err != nil {
 		return nil, err
 	}
-	o := appOptions{top: f.top}
+	o := appOptions{top: f.top, batch: f.batch, window: f.window, timeout: f.sessionTimeout}
 	if f.dataDir != "" {
 		o.saveDir = f.dataDir + "/output"
 	}
@@ -232,6 +260,11 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	}
 	mux := n.status.routes(f.pprof)
 	mux.Handle("POST /api/ingest/{stream}", &ingestHandler{c: c, maxBody: f.maxRequest, maxLineBytes: f.maxLineBytes})
+	stateRoutes(mux, c)
+	n.status.stateSummary = stateSummary(c)
+	if manual != nil {
+		mux.Handle("POST /debug/clock", clockHandler{manual})
+	}
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// The server answers while the context starts: the page then says
 	// the node is starting.
