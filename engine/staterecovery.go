@@ -32,6 +32,9 @@ func (st *storage) openState(c *Context, view recovery.View) (Time, error) {
 	dir := st.fs.PathJoin(st.dir, "state")
 	fresh := view.LastAllocated == 0 && view.LastCompleted == 0
 	opts := state.Options{FS: st.fs, Logger: c.log, CacheBytes: c.cfg.StateCacheBytes, CreateIfMissing: fresh}
+	if len(c.stLines) == 1 {
+		return st.openStateless(c, dir, opts, view)
+	}
 	store, applied, err := st.tryStore(c, dir, opts, view)
 	if err != nil {
 		return 0, err
@@ -47,6 +50,31 @@ func (st *storage) openState(c *Context, view recovery.View) (Time, error) {
 		st.lastCkpt = max(st.lastCkpt, Time(view.Checkpoints[n-1].Time))
 	}
 	return applied, nil
+}
+
+// openStateless opens the state store of a graph that keeps nothing
+// between batches: there is nothing to rebuild, so a missing store is
+// created and no completed batch is re-run.
+func (st *storage) openStateless(c *Context, dir string, opts state.Options, view recovery.View) (Time, error) {
+	opts.CreateIfMissing = true
+	store, err := state.Open(dir, opts)
+	if errors.Is(err, state.ErrCorrupt) {
+		c.log.Error("the state store is corrupt; this graph keeps no state, so it is moved aside and replaced", "dir", dir, "err", err)
+		if err := st.moveAside(dir, "broken"); err != nil {
+			return 0, err
+		}
+		store, err = state.Open(dir, opts)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("engine: opening the state store: %w", err)
+	}
+	if _, err := store.Recover(view.LastCompleted); err != nil {
+		store.Close()
+		return 0, fmt.Errorf("engine: recovering the state store: %w", err)
+	}
+	st.state = store
+	st.lastCkpt = Time(view.LastCompleted)
+	return Time(view.LastCompleted), nil
 }
 
 // tryStore opens the store in dir and recovers it. It returns a nil store
