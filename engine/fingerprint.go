@@ -46,8 +46,9 @@ func hashLines(lines []string) string {
 }
 
 // stateLines are the lines of the operators whose data outlives a batch
-// (stateful operators, and those windows remember), with every operator
-// they derive from, and the header: what the stored state depends on.
+// (stateful operators, those windows remember, and the windows that read
+// them), with every operator they derive from, and the header: what the
+// stored state depends on.
 func (c *Context) stateLines() []string {
 	lines := c.graphLines()
 	c.mu.Lock()
@@ -63,7 +64,7 @@ func (c *Context) stateLines() []string {
 		}
 	}
 	for _, o := range c.ops {
-		if o.stateful || o.remember > 0 {
+		if o.stateful || o.remember > 0 || o.readsPast {
 			mark(o)
 		}
 	}
@@ -87,7 +88,7 @@ func (c *Context) checkGraph(view recovery.View) error {
 	c.storage.ckptMeta.Fingerprint = hashLines(stLines)
 	rec := view.Fingerprint
 	hash := hashLines(lines)
-	if rec != nil && rec.Hash == hash {
+	if rec != nil && rec.Hash == hash && rec.App == c.cfg.AppName {
 		return nil
 	}
 	if rec != nil {

@@ -10,17 +10,18 @@ import (
 // the graph from the same code names every operator the same way; a task
 // is named by (operator id, partition, batch time).
 type opNode struct {
-	ctx      *Context
-	id       int
-	kind     string   // "map", "reduceByKeyAndWindow", ...
-	name     string   // user-given (Named), used by state queries
-	params   []string // what, besides kind and parents, defines the operator
-	parents  []*opNode
-	slide    time.Duration // the interval at which the operator produces an RDD
-	remember time.Duration // how long computed RDDs are kept for windows
-	stateful bool
-	state    stateOperator // set for UpdateStateByKey and MapWithState
-	hooks    opHooks
+	ctx       *Context
+	id        int
+	kind      string   // "map", "reduceByKeyAndWindow", ...
+	name      string   // user-given (Named), used by state queries
+	params    []string // what, besides kind and parents, defines the operator
+	parents   []*opNode
+	slide     time.Duration // the interval at which the operator produces an RDD
+	remember  time.Duration // how long computed RDDs are kept for windows
+	stateful  bool
+	readsPast bool          // a window: reads its parent's earlier RDDs
+	state     stateOperator // set for UpdateStateByKey and MapWithState
+	hooks     opHooks
 }
 
 // opHooks is what the scheduler needs from a typed DStream.

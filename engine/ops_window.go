@@ -22,6 +22,8 @@ func (d *DStream[T]) Window(window, slide time.Duration) *DStream[T] {
 			return unionRDDs(rs), nil
 		})
 	checkWindow(out.op, d.op, window, slide)
+	checkStorable[T](out.op, "record type (kept for the window)")
+	out.op.readsPast = true
 	d.op.rememberAtLeast(window)
 	return out
 }
@@ -77,6 +79,7 @@ func (d *DStream[T]) ReduceByWindowInv(f, inv func(T, T) T, window, slide time.D
 			return materialized([][]T{res}), nil
 		})
 	checkWindow(out.op, d.op, window, slide)
+	checkStorable[T](out.op, "record type (kept for the window)")
 	reduced.op.rememberAtLeast(window + slide)
 	out.op.rememberAtLeast(slide)
 	return out
@@ -157,6 +160,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](ds *DStream[Pair[K, V]], f, in
 		})
 	checkPartitions(out.op, n)
 	checkWindow(out.op, ds.op, window, slide)
+	checkStorable[Pair[K, V]](out.op, "record type (kept for the window)")
 	reduced.op.rememberAtLeast(window + slide)
 	out.op.rememberAtLeast(slide)
 	return out

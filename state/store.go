@@ -96,9 +96,15 @@ func Open(dir string, opts Options) (*Store, error) {
 			s.log.Error("pebble found corrupt data in the state store", "info", info.String())
 		},
 	}
+	_, statErr := opts.FS.Stat(dir)
 	db, err := pebble.Open(dir, po)
 	switch {
 	case err != nil && !opts.CreateIfMissing && errors.Is(err, pebble.ErrDBDoesNotExist):
+		if errors.Is(statErr, fs.ErrNotExist) {
+			// Pebble made the directory and its LOCK before finding no
+			// store: leave nothing behind, so a restore can put one there.
+			_ = opts.FS.RemoveAll(dir)
+		}
 		return nil, fmt.Errorf("%w: %s", ErrNotExist, dir)
 	case err != nil && isDamaged(err):
 		return nil, &CorruptionError{Dir: dir, Reason: "pebble could not open the store", Err: err}
