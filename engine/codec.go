@@ -71,6 +71,7 @@ func (keyCodec[K]) decode(b []byte) (K, error) {
 // storedEntry is a state value as stored: the batch time of its last
 // update, then the value. Part of the on-disk format of state values.
 type storedEntry[S any] struct {
+	//lint:ignore U1000 msgpack reads the tag of this field
 	_msgpack struct{} `msgpack:",as_array"`
 	Updated  int64
 	Value    S

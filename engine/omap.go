@@ -29,14 +29,6 @@ func (m *orderedMap[K, V]) slot(k K) (*V, bool) {
 	return &m.vals[len(m.vals)-1], false
 }
 
-func (m *orderedMap[K, V]) get(k K) (V, bool) {
-	if i, ok := m.idx[k]; ok {
-		return m.vals[i], true
-	}
-	var zero V
-	return zero, false
-}
-
 func (m *orderedMap[K, V]) each(fn func(K, V)) {
 	for i, k := range m.keys {
 		fn(k, m.vals[i])

@@ -35,12 +35,16 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 		if err != nil {
 			return nil, err
 		}
-		out := make([][]Pair[K, S], n)
-		err = b.exec.runE(b.t, s.op.label(), n, func(p int) (err error) {
-			out[p], err = updatePartition(parts[p], grouped.mat[p], f)
-			return err
+		err = b.exec.runE(b.t, s.op.label(), n, func(p int) error {
+			return updatePartition(parts[p], grouped.mat[p], f)
 		})
-		return materialized(out), err
+		if err != nil {
+			return nil, err
+		}
+		// The stream holds every key's state: read back from the store
+		// with the batch's writes applied, not kept in memory, so that
+		// memory stays bounded by the keys the batch changed.
+		return stateRDD(parts), nil
 	})
 	s.stores.op = s.op
 	checkStorable[K](s.op, "key type")
@@ -59,12 +63,11 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 // input order. A key whose state f leaves as it was is not written, so
 // the batch's delta holds only the keys it changed.
 func updatePartition[K comparable, V, S any](st *statePart[K, S], batch []Pair[K, []V],
-	f func([]V, S, bool) (S, bool)) ([]Pair[K, S], error) {
+	f func([]V, S, bool) (S, bool)) error {
 	vals := make(map[K]int, len(batch))
 	for i, kv := range batch {
 		vals[kv.Key] = i
 	}
-	var out []Pair[K, S]
 	err := st.each(func(k K, e stateEntry[S], raw []byte) error {
 		var vs []V
 		if i, ok := vals[k]; ok {
@@ -75,27 +78,38 @@ func updatePartition[K comparable, V, S any](st *statePart[K, S], batch []Pair[K
 		if !keep {
 			return st.del(k, true)
 		}
-		out = append(out, Pair[K, S]{k, ns})
 		return st.putIfChanged(k, ns, e.updated, raw)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, kv := range batch {
 		if _, ok := vals[kv.Key]; !ok {
 			continue
 		}
 		var zero S
-		ns, keep := f(kv.Value, zero, false)
-		if !keep {
-			continue
-		}
-		out = append(out, Pair[K, S]{kv.Key, ns})
-		if err := st.put(kv.Key, ns, false); err != nil {
-			return nil, err
+		if ns, keep := f(kv.Value, zero, false); keep {
+			if err := st.put(kv.Key, ns, false); err != nil {
+				return err
+			}
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// stateRDD is every key's state as the batch sees it, partition by
+// partition, read from the store when iterated (in the store's order,
+// then the keys the batch added, in the order it added them).
+func stateRDD[K comparable, S any](parts []*statePart[K, S]) *rdd[Pair[K, S]] {
+	return lazyRDD(len(parts), func(p int, emit func(Pair[K, S])) {
+		err := parts[p].each(func(k K, e stateEntry[S], _ []byte) error {
+			emit(Pair[K, S]{k, e.val})
+			return nil
+		})
+		if err != nil {
+			panic(err) // the task's guard turns it into the batch's error
+		}
+	})
 }
 
 // State is the state of one key as MapWithState's function sees it
@@ -188,16 +202,7 @@ func (m *MapWithStateStream[K, S, M]) StateSnapshots() *DStream[Pair[K, S]] {
 		if _, err := m.getOrEmpty(b); err != nil { // the state step of b.t runs first
 			return nil, err
 		}
-		parts := m.cur
-		return lazyRDD(m.n, func(p int, emit func(Pair[K, S])) {
-			err := parts[p].each(func(k K, e stateEntry[S], _ []byte) error {
-				emit(Pair[K, S]{k, e.val})
-				return nil
-			})
-			if err != nil {
-				panic(err) // the task's guard turns it into the batch's error
-			}
-		}), nil
+		return stateRDD(m.cur), nil
 	})
 }
 

@@ -106,7 +106,7 @@ func TestStateValueNotEncodableFailsBatch(t *testing.T) {
 // would silently not store.
 type hiddenState struct {
 	Word  string
-	count int
+	count int //lint:ignore U1000 the field under test is never read
 }
 
 // hiddenKey is a key type with an unexported field.

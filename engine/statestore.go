@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/sluice-stream/sluice/state"
@@ -156,6 +155,3 @@ func (sp *statePart[K, S]) each(fn func(k K, e stateEntry[S], raw []byte) error)
 		return fn(k, e, vb)
 	})
 }
-
-// errStop ends a scan early.
-var errStop = errors.New("stop")
