@@ -10,18 +10,33 @@ import (
 )
 
 // output registers an output operation on d: a job at every batch time d
-// is valid. It returns the operation's node, which build errors name.
+// is valid. It returns the operation's node, which build errors name. run
+// gets d's RDD as computed, which may be lazy: an output that streams it
+// partition by partition (Print, SaveAsTextFiles, ForeachSink) never
+// holds a whole batch in memory, which matters for a state stream of
+// millions of keys.
 func (d *DStream[T]) output(kind string, params []string, run func(b *batchRun, label string, r *rdd[T]) error) *opNode {
 	o := d.op.ctx.addOp(kind, []*opNode{d.op}, d.op.slide, params...)
 	o.hooks = noHooks{}
 	d.op.ctx.addOutput(o, func(b *batchRun) error {
-		r, err := d.collect(b)
+		r, err := d.getOrEmpty(b)
 		if err != nil {
 			return err
 		}
 		return run(b, o.label(), r)
 	})
 	return o
+}
+
+// partition returns partition p of r as a slice, computing it if r is
+// lazy.
+func (r *rdd[T]) partition(p int) []T {
+	if r.mat != nil {
+		return r.mat[p]
+	}
+	var out []T
+	r.iterate(p, func(v T) { out = append(out, v) })
+	return out
 }
 
 // noHooks is the hooks of an operator that keeps nothing between batches.
@@ -43,15 +58,17 @@ func (d *DStream[T]) Print(n int) {
 		fmt.Fprintf(w, "%s\nTime: %v\n%s\n", printRule, b.t, printRule)
 		shown := 0
 		for p := 0; p < r.n && shown <= n; p++ {
-			for _, v := range r.mat[p] {
-				if shown == n {
+			r.iterate(p, func(v T) {
+				switch {
+				case shown < n:
+					fmt.Fprintln(w, v)
+				case shown == n:
 					fmt.Fprintln(w, "...")
-					shown++
-					break
+				default:
+					return
 				}
-				fmt.Fprintln(w, v)
 				shown++
-			}
+			})
 		}
 		fmt.Fprintln(w)
 		return w.Flush()
@@ -65,6 +82,10 @@ func (d *DStream[T]) Print(n int) {
 // An error fails the batch (and stops the context).
 func (d *DStream[T]) ForeachRDD(f func(t Time, rdd RDD[T]) error) {
 	d.output("foreachRDD", nil, func(b *batchRun, label string, r *rdd[T]) error {
+		r, err := materialize(b, d.op.label(), r) // tasks of a lazy r are d's
+		if err != nil {
+			return err
+		}
 		return guard(b.t, label, -1, func() error { return f(b.t, r.public(b.t)) })
 	})
 }
@@ -107,12 +128,12 @@ func saveTextDir[T any](b *batchRun, label, final string, r *rdd[T]) error {
 		return fmt.Errorf("engine: %s: %w", label, err)
 	}
 	err := b.exec.runE(b.t, label, r.n, func(p int) error {
-		return writeSynced(filepath.Join(tmp, fmt.Sprintf("part-%05d", p)), r.mat[p])
+		return writeSynced(filepath.Join(tmp, fmt.Sprintf("part-%05d", p)), func(emit func(T)) { r.iterate(p, emit) })
 	})
 	if err != nil {
 		return err
 	}
-	if err := writeSynced[T](filepath.Join(tmp, "_SUCCESS"), nil); err != nil {
+	if err := writeSynced(filepath.Join(tmp, "_SUCCESS"), func(func(string)) {}); err != nil {
 		return fmt.Errorf("engine: %s: %w", label, err)
 	}
 	if err := syncDir(tmp); err != nil {
@@ -142,15 +163,15 @@ func replaceDir(final, tmp, old string) error {
 	return os.RemoveAll(old)
 }
 
-func writeSynced[T any](path string, records []T) error {
+// writeSynced writes the records each yields, one a line, to path, and
+// syncs it.
+func writeSynced[T any](path string, each func(emit func(T))) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	for _, v := range records {
-		fmt.Fprintln(w, v)
-	}
+	each(func(v T) { fmt.Fprintln(w, v) })
 	if err := w.Flush(); err != nil {
 		f.Close()
 		return err

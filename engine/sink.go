@@ -51,7 +51,7 @@ func (d *DStream[T]) ForeachSink(s Sink[T]) {
 	o := d.output("foreachSink", []string{fmt.Sprintf("sink=%T", s)}, func(b *batchRun, label string, r *rdd[T]) error {
 		return b.exec.runE(b.t, label, r.n, func(p int) error {
 			part := SinkPartition{Time: b.t, Partition: p, Partitions: r.n}
-			if err := s.Write(context.Background(), part, r.mat[p]); err != nil {
+			if err := s.Write(context.Background(), part, r.partition(p)); err != nil {
 				return fmt.Errorf("engine: %s: writing %v: %w", label, part, err)
 			}
 			return nil
@@ -86,16 +86,16 @@ func (s *FileSink[T]) Write(_ context.Context, part SinkPartition, records []T) 
 		return err
 	}
 	tmp := filepath.Join(dir, fmt.Sprintf(".part-%05d.tmp", part.Partition))
-	lines := records
-	if s.Format != nil {
-		formatted := make([]string, len(records))
-		for i, r := range records {
-			formatted[i] = s.Format(r)
+	err := writeSynced(tmp, func(emit func(string)) {
+		for _, r := range records {
+			if s.Format != nil {
+				emit(s.Format(r))
+			} else {
+				emit(fmt.Sprint(r))
+			}
 		}
-		if err := writeSynced(tmp, formatted); err != nil {
-			return err
-		}
-	} else if err := writeSynced(tmp, lines); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	// Link fails if final exists: of two writers, exactly one commits.

@@ -115,7 +115,13 @@ func TestSocketTextStream(t *testing.T) {
 	if got := out.get(); !slices.Equal(got, []string{"one", "two", "three", ""}) {
 		t.Errorf("records %q, want one, two, three, \"\" (the 40-byte line dropped)", got)
 	}
+	// A receiver counts a block once it is registered, which may be
+	// after the batch that reads it has run: wait for the count.
 	ri := c.Receivers()
+	for deadline := time.Now().Add(waitTimeout); len(ri) == 1 && ri[0].Records < 4 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		ri = c.Receivers()
+	}
 	if len(ri) != 1 || ri[0].Stream != stream || ri[0].Records != 4 || ri[0].Errors != 1 ||
 		!strings.Contains(ri[0].LastError, ": 40 bytes") || !ri[0].Running {
 		t.Errorf("receivers %+v, want %s running with 4 records and 1 error for a 40-byte line", ri, stream)

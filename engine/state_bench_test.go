@@ -129,9 +129,16 @@ func sumState(vs []int64, old int64, _ bool) (int64, bool) {
 // reports the records of ds's last batch (the keys, for a state stream).
 func countOutput[T any](ds *DStream[T], keys bool) func() int64 {
 	var n int64
-	ds.ForeachRDD(func(_ Time, r RDD[T]) error {
-		if keys {
-			n = r.Count()
+	if !keys {
+		ds.ForeachRDD(func(Time, RDD[T]) error { return nil })
+		return func() int64 { return n }
+	}
+	// Count streams the state's partitions; ForeachRDD would hold every
+	// key in memory at once.
+	ds.Count().ForeachRDD(func(_ Time, r RDD[int64]) error {
+		n = 0
+		for _, c := range r.Collect() {
+			n += c
 		}
 		return nil
 	})
