@@ -37,8 +37,9 @@ type Config struct {
 	// Stdout is where Print writes. Default os.Stdout.
 	Stdout io.Writer
 	// DataDir is where the node keeps its write-ahead log of received
-	// blocks (DIR/wal) and its metadata log (DIR/meta). Empty: both are
-	// kept in memory and lost with the process, as for tests.
+	// blocks (DIR/wal), its metadata log (DIR/meta), its state store
+	// (DIR/state) and checkpoints (DIR/checkpoints). Empty: all of them
+	// are kept in memory and lost with the process, as for tests.
 	DataDir string
 	// NodeID names this node in block ids and the metadata log. Default
 	// "n1".

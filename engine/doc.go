@@ -13,7 +13,7 @@
 //     (Map, FlatMap, ReduceByKey, UpdateStateByKey), since Go methods
 //     cannot have type parameters.
 //  3. Register at least one output operation (Print, SaveAsTextFiles,
-//     ForeachRDD).
+//     ForeachRDD, ForeachSink).
 //  4. Start, then AwaitTermination; Stop (gracefully, to finish what was
 //     received) to end.
 //
@@ -33,10 +33,17 @@
 //     are pipelined inside one task. Key-partitioned operators shuffle
 //     by a stable hash of the key into Config.Partitions partitions,
 //     combining on the map side where the operator allows.
-//  4. When every output has run, stateful operators commit the batch's
-//     writes and BatchCompleted is recorded; a failed batch aborts them
-//     and stops the context, since every later batch of a stateful
-//     operator depends on it.
+//  4. When every output has run, the batch commits: the state it changed
+//     (and the data windows keep) is written as its delta to the state
+//     store (package state), synced; now and then a checkpoint of the
+//     whole state is written (package checkpoint); BatchCompleted is
+//     recorded with the checkpoint's reference; then the delta is applied
+//     and becomes what readers and the next batch see. A failed batch
+//     drops its writes and stops the context, since every later batch of
+//     a stateful operator depends on it. At start, the state store is
+//     brought in line with the metadata log (deltas redone or dropped, or
+//     the store rebuilt from a referenced checkpoint and the batches
+//     after it re-run).
 //
 // Batches run one after another, in time order.
 //

@@ -108,7 +108,7 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.StringVar(&f.source, "source", "sample://", "where input comes from (sample://, socket://HOST:PORT, dir:///PATH)")
 	fs.DurationVar(&f.batch, "batch", time.Second, "batch duration, a whole number of milliseconds")
 	fs.IntVar(&f.partitions, "partitions", 0, "partitions of keyed state and shuffles (0: 2 × CPUs)")
-	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the node's write-ahead log and metadata log (empty: kept in memory, lost with the process); word count also saves every batch's counts under DIR/output")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the node's write-ahead log, metadata log, state and checkpoints (empty: kept in memory, lost with the process); the apps also save their results under DIR/output")
 	fs.StringVar(&f.nodeID, "id", "n1", "this node's id")
 	fs.Float64Var(&f.maxRate, "receiver-max-rate", 0, "records per second each receiver or ingest stream accepts (0: no limit)")
 	fs.BoolVar(&f.backpressure, "backpressure", false, "lower receivers' rates when batches fall behind (a PID estimator, as Spark's)")
@@ -284,7 +284,7 @@ func (n *node) banner(f *nodeFlags) string {
 	fmt.Fprintf(&b, "Sluice is running %s over %s, a batch every %v.\n", f.app, f.source, f.batch)
 	fmt.Fprintf(&b, "Status page: http://%s/ (JSON under /api/, Prometheus metrics at /metrics)\n", n.ln.Addr())
 	if f.dataDir == "" {
-		b.WriteString("No --data-dir: the write-ahead and metadata logs are in memory, and lost when the node stops.\n")
+		b.WriteString("No --data-dir: the logs and the state are in memory, and lost when the node stops.\n")
 	}
 	if strings.HasPrefix(f.source, "ingest") {
 		fmt.Fprintf(&b, "Send lines with: go run ./cmd/node produce --to http://%s FILE\n", n.ln.Addr())
