@@ -51,6 +51,45 @@ func (o *ReceiverOutput) Store(ctx context.Context, records ...string) error {
 	return err
 }
 
+// StoreAt stores records as one block that ends at position seq of the
+// source named producer (a Kafka topic partition and the offset after its
+// last record, a file and its chunk), in the same way as Store, and
+// records the position with the block in the metadata log. A position
+// stored before is a duplicate: nothing is stored and duplicate is true.
+// Positions of one producer must increase (ErrSequenceRejected
+// otherwise); Position tells where to resume after a restart, so a
+// source is read exactly once: what it stored is never stored again, and
+// what it did not store is read again.
+func (o *ReceiverOutput) StoreAt(ctx context.Context, producer string, seq uint64, records ...string) (duplicate bool, err error) {
+	unlock := o.s.c.producers.lock(producer)
+	defer unlock()
+	if seen, reason := o.s.c.storage.meta.ProducerSeen(producer, seq); seen {
+		return true, nil
+	} else if reason != "" {
+		return false, fmt.Errorf("%w: %s", ErrSequenceRejected, reason)
+	}
+	if err := o.s.limiter.Wait(ctx, len(records)); err != nil {
+		return false, err
+	}
+	res, err := o.s.storeBlock(ctx, records, []recovery.Request{{Producer: producer, Seq: seq, Count: len(records)}})
+	if err != nil {
+		return false, err
+	}
+	switch r := res.Requests[0]; r.Status {
+	case recovery.Duplicate:
+		return true, nil
+	case recovery.Rejected:
+		return false, fmt.Errorf("%w: %s", ErrSequenceRejected, r.Reason)
+	}
+	return false, nil
+}
+
+// Position returns the last position stored by StoreAt for producer, and
+// false if none was.
+func (o *ReceiverOutput) Position(producer string) (seq uint64, ok bool) {
+	return o.s.c.storage.meta.ProducerPosition(producer)
+}
+
 // Add buffers records for the next block.
 func (o *ReceiverOutput) Add(ctx context.Context, records ...string) error {
 	if err := o.s.limiter.Wait(ctx, len(records)); err != nil {

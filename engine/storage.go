@@ -26,6 +26,7 @@ type metaLog interface {
 	Apply(ctx context.Context, ev recovery.Event) (recovery.Result, error)
 	View() recovery.View
 	ProducerSeen(producer string, seq uint64) (seen bool, rejectReason string)
+	ProducerPosition(producer string) (seq uint64, ok bool)
 	LastBlock(stream, node string) (seq uint64, ok bool)
 	Close() error
 }

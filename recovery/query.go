@@ -28,3 +28,16 @@ func (f *fsm) lastBlock(stream, node string) (uint64, bool) {
 	defer f.mu.RUnlock()
 	return f.mu.st.blocks[source{Stream: stream, Node: node}].max()
 }
+
+// ProducerPosition returns the highest sequence stored for producer, and
+// false if none: where a source that numbers its records (a Kafka
+// partition's offsets, a file's chunks) resumes after a restart.
+func (l *Log) ProducerPosition(producer string) (seq uint64, ok bool) {
+	return l.fsm.producerMax(producer)
+}
+
+func (f *fsm) producerMax(producer string) (uint64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.mu.st.producers[producer].max()
+}
