@@ -275,7 +275,11 @@ func (b *Batch) each(fn func(change) error) error {
 		if added[op] == 0 {
 			continue
 		}
-		n := b.s.Keys(op) + added[op]
+		n, err := b.s.keyCount(op)
+		if err != nil {
+			return err
+		}
+		n += added[op]
 		if err := fn(change{key: opPrefix(prefixCount, op), val: encodeTime(n)}); err != nil {
 			return err
 		}

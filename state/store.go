@@ -338,15 +338,23 @@ func (s *Store) OpDiskBytes(op int) int64 {
 // Keys returns the number of committed keys of operator op, as counted
 // by the batches that changed them.
 func (s *Store) Keys(op int) int64 {
-	v, ok, err := s.get(s.db, opPrefix(prefixCount, op))
+	n, _ := s.keyCount(op)
+	return n
+}
+
+// keyCount is Keys with the error that a batch must not ignore: a count
+// read wrong would be written back wrong.
+func (s *Store) keyCount(op int) (int64, error) {
+	key := opPrefix(prefixCount, op)
+	v, ok, err := s.get(s.db, key)
 	if err != nil || !ok {
-		return 0
+		return 0, err
 	}
 	n, err := decodeTime(v)
 	if err != nil {
-		return 0
+		return 0, &CorruptionError{Dir: s.dir, Key: key, Reason: "key count: " + err.Error()}
 	}
-	return n
+	return n, nil
 }
 
 type pebbleLogger struct{ log *slog.Logger }
