@@ -21,7 +21,7 @@
 //
 // Run it with
 //
-//	go run ./examples/clickstream --data-dir /tmp/clicks
+//	go run ./examples/clickstream --data-dir clicks-data
 //	curl localhost:4041/top?n=3
 package main
 
