@@ -195,6 +195,7 @@ func readOutput(t *testing.T, brokers []string, want map[string]int64) []outputR
 // topic, read committed, must hold each (word, batch) once, counts that
 // never go backwards, and the exact count as each word's last value.
 func TestKafkaExactlyOnceAcrossKillAndRestart(t *testing.T) {
+	began := time.Now()
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "lines"), kfake.SeedTopics(3, "counts"))
@@ -220,6 +221,7 @@ func TestKafkaExactlyOnceAcrossKillAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	t.Logf("life 1 died at its failpoint after %v", time.Since(began))
 	// Life 2: re-runs the batch, then is killed while input flows.
 	n = startKafkaNode(t, brokers[0], dir, "")
 	n.uiAddr()
@@ -234,6 +236,7 @@ func TestKafkaExactlyOnceAcrossKillAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	t.Logf("life 2 killed after %v", time.Since(began))
 	// Life 3: counts the rest.
 	n = startKafkaNode(t, brokers[0], dir, "")
 	addr := n.uiAddr()
@@ -244,6 +247,7 @@ func TestKafkaExactlyOnceAcrossKillAndRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("life 3 counted every line after %v", time.Since(began))
 	checkKafkaOutput(t, readOutput(t, brokers, want), want)
 	if code := n.stop(); code != exitOK {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)

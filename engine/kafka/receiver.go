@@ -61,6 +61,9 @@ func (r *receiver) Receive(ctx context.Context, out *engine.ReceiverOutput) erro
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.ConsumePartitions(offsets),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A batch is a second or less: a fetch that waits its default 5 s
+		// for data would hold records back from several batches.
+		kgo.FetchMaxWait(500 * time.Millisecond),
 	}, r.cfg.Opts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
