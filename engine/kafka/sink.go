@@ -148,7 +148,9 @@ func (s *Sink[T]) commit(ctx context.Context, sp *sinkPartition, part engine.Sin
 // partition returns part's producer. At the first Write it loads the
 // producer of every partition, fencing all of them before it reads the
 // output topic once: a transaction left open by one partition's dead
-// producer would otherwise hold back the read of another's.
+// producer would otherwise hold back the read of another's. It holds the
+// sink's lock across that I/O on purpose: no partition may write before
+// every one is fenced and the read is done.
 func (s *Sink[T]) partition(ctx context.Context, part engine.SinkPartition) (*sinkPartition, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
