@@ -48,6 +48,11 @@ func TestForbiddenImports(t *testing.T) {
 		checked++
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
+			// The engine's sub-packages (engine/kafka) build on it, never
+			// the other way round.
+			if filepath.ToSlash(filepath.Dir(rel)) == "engine" && strings.HasPrefix(p, module+"/engine/") {
+				t.Errorf("%s imports %s: the engine must not import its sub-packages", rel, p)
+			}
 			for _, bad := range rules {
 				if p == module+"/"+bad || strings.HasPrefix(p, module+"/"+bad+"/") {
 					t.Errorf("%s imports %s: package %s must not import %s", rel, p, top, bad)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/engine"
+	"github.com/sluice-stream/sluice/engine/kafka"
 )
 
 // appOptions is what an application may read from the command line.
@@ -18,6 +19,9 @@ type appOptions struct {
 	batch   time.Duration // the batch duration
 	window  time.Duration // windowed-top's window (0: 3 batches)
 	timeout time.Duration // sessions' idle timeout (0: 3 batches)
+	// kafkaOut, when set, is where wordcount also writes each batch's
+	// changed counts.
+	kafkaOut *kafka.SinkConfig
 }
 
 // app builds a graph over the node's input stream.
@@ -80,6 +84,26 @@ func buildWordCount(c *engine.Context, lines *engine.DStream[string], o appOptio
 	if o.saveDir != "" {
 		counts.SaveAsTextFiles(o.saveDir+"/counts", "")
 	}
+	if o.kafkaOut != nil {
+		changedCounts(batchCounts, counts).ForeachSink(mustKafkaCountSink(*o.kafkaOut))
+	}
+}
+
+// changedCounts keeps, of all the counts, those of the words the batch
+// held: what changed in the batch.
+func changedCounts(batch, counts *engine.DStream[engine.Pair[string, int64]]) *engine.DStream[engine.Pair[string, int64]] {
+	joined := engine.Join(batch, counts)
+	return engine.MapValues(joined, func(v engine.Tuple2[int64, int64]) int64 { return v.Second })
+}
+
+// mustKafkaCountSink makes the sink of a SinkConfig that startNode has
+// validated already.
+func mustKafkaCountSink(cfg kafka.SinkConfig) *kafka.Sink[engine.Pair[string, int64]] {
+	s, err := kafkaCountSink(cfg)
+	if err != nil {
+		panic(err) // validated by startNode
+	}
+	return s
 }
 
 func sumCounts(vals []int64, old int64, _ bool) (int64, bool) {

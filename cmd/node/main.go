@@ -99,13 +99,14 @@ type nodeFlags struct {
 	checkpointInterval time.Duration
 	allowUpgrade       bool
 	clock              string
+	kafkaOut           string
 }
 
 func newFlags() (*flag.FlagSet, *nodeFlags) {
 	f := &nodeFlags{}
 	fs := flag.NewFlagSet("node run", flag.ContinueOnError)
 	fs.StringVar(&f.app, "app", "wordcount", "the application to run: "+strings.Join(appNames(), ", "))
-	fs.StringVar(&f.source, "source", "sample://", "where input comes from (sample://, socket://HOST:PORT, dir:///PATH)")
+	fs.StringVar(&f.source, "source", "sample://", "where input comes from (sample://, ingest, socket://HOST:PORT, dir:///PATH, kafka://HOST:PORT/TOPIC)")
 	fs.DurationVar(&f.batch, "batch", time.Second, "batch duration, a whole number of milliseconds")
 	fs.IntVar(&f.partitions, "partitions", 0, "partitions of keyed state and shuffles (0: 2 × CPUs)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the node's write-ahead log, metadata log, state and checkpoints (empty: kept in memory, lost with the process); the apps also save their results under DIR/output")
@@ -125,6 +126,7 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.DurationVar(&f.checkpointInterval, "checkpoint-interval", 0, "how often, in batch time, the state is checkpointed whole (0: every 10 batches)")
 	fs.BoolVar(&f.allowUpgrade, "allow-compatible-upgrade", false, "start over a data directory written by a different graph when the change keeps the state layout (a new output, a changed print count)")
 	fs.StringVar(&f.clock, "clock", "system", "where batch time comes from: system, or manual:START_MS for tests (time then moves only by POST /debug/clock?advance=DURATION)")
+	fs.StringVar(&f.kafkaOut, "kafka-out", "", "kafka://HOST:PORT[,HOST:PORT]/TOPIC: wordcount also writes each batch's changed counts there (key the word, value the count), exactly once, in Kafka transactions")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop (SIGINT, SIGTERM) may take")
 	return fs, f
 }
@@ -160,6 +162,12 @@ func (f *nodeFlags) validate() error {
 		return fmt.Errorf("--checkpoint-interval %v must be a multiple of --batch %v (0: 10 batches)", f.checkpointInterval, f.batch)
 	}
 	if _, err := f.manualClock(); err != nil {
+		return err
+	}
+	if f.kafkaOut != "" && f.app != "wordcount" {
+		return fmt.Errorf("--kafka-out is written by --app wordcount only, not %s", f.app)
+	}
+	if _, err := kafkaSinkConfig(f.kafkaOut, f.app); err != nil {
 		return err
 	}
 	return nil
@@ -246,6 +254,9 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 		return nil, err
 	}
 	o := appOptions{top: f.top, batch: f.batch, window: f.window, timeout: f.sessionTimeout}
+	if o.kafkaOut, err = kafkaSinkConfig(f.kafkaOut, f.app); err != nil {
+		return nil, err
+	}
 	if f.dataDir != "" {
 		o.saveDir = f.dataDir + "/output"
 	}

@@ -23,6 +23,8 @@ var sourceSchemes = []string{
 	"ingest               reliable ingest: POST /api/ingest/lines (or ingest://NAME for another stream name)",
 	"socket://HOST:PORT   lines from a TCP server, as Spark's socketTextStream (try: nc -lk 9999)",
 	"dir:///PATH          lines of every new file moved into a directory",
+	"kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC][?start=earliest|latest&group=G]\n" +
+		"                       every partition of the topics, a record's value a line, exactly once (offsets kept in the metadata log; group G only mirrors them)",
 }
 
 // openSource makes the input stream that --source names.
@@ -58,6 +60,8 @@ func openSource(c *engine.Context, spec string, sampleRate int) (*engine.DStream
 			return nil, fmt.Errorf("--source %q: want dir:///ABSOLUTE/PATH", spec)
 		}
 		return engine.TextFileStream(c, u.Path), nil
+	case "kafka":
+		return openKafka(c, spec)
 	}
 	return nil, fmt.Errorf("--source %q: unknown scheme %q; use one of:\n  %s", spec, scheme, strings.Join(sourceSchemes, "\n  "))
 }
