@@ -191,7 +191,9 @@ func TestBadFlagsExitWithTheChoices(t *testing.T) {
 		want []string
 	}{
 		{"unknown app", []string{"run", "--app", "nope"}, []string{`--app "nope"`, "wordcount"}},
-		{"unknown scheme", []string{"run", "--source", "kafka://x", "--http", "127.0.0.1:0"}, []string{`unknown scheme "kafka"`, "socket://", "dir://", "sample://"}},
+		{"unknown scheme", []string{"run", "--source", "kafka://x", "--http", "127.0.0.1:0"}, []string{`unknown scheme "kafka"`, "socket://", "dir://", "sample://", "zmq+pull://", "zmq+sub://"}},
+		{"zmq without port", []string{"run", "--source", "zmq+pull://127.0.0.1", "--http", "127.0.0.1:0"}, []string{"want zmq+pull://HOST:PORT"}},
+		{"zmq pull with topic", []string{"run", "--source", "zmq+pull://127.0.0.1:5555?topic=a", "--http", "127.0.0.1:0"}, []string{"takes no parameters"}},
 		{"no scheme", []string{"run", "--source", "localhost:9999", "--http", "127.0.0.1:0"}, []string{"has no scheme", "socket://"}},
 		{"bad port", []string{"run", "--source", "socket://localhost:99999", "--http", "127.0.0.1:0"}, []string{"1 to 65535"}},
 		{"bad batch", []string{"run", "--batch", "0s"}, []string{"--batch"}},
