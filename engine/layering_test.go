@@ -48,6 +48,10 @@ func TestForbiddenImports(t *testing.T) {
 		checked++
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
+			if filepath.Dir(rel) == "engine" && strings.HasPrefix(p, module+"/engine/zeromq") {
+				// The ZeroMQ receiver builds on the engine, never the reverse.
+				t.Errorf("%s imports %s: package engine must not import its optional sources", rel, p)
+			}
 			for _, bad := range rules {
 				if p == module+"/"+bad || strings.HasPrefix(p, module+"/"+bad+"/") {
 					t.Errorf("%s imports %s: package %s must not import %s", rel, p, top, bad)
