@@ -22,7 +22,7 @@
 //  1. At batch time t (a multiple of BatchDuration since the Unix epoch)
 //     the scheduler allocates the batch: BatchAllocated in the metadata
 //     log gives it every block that receivers stored and registered since
-//     the previous batch; in-memory inputs (queues, directories) give it
+//     the previous batch; in-memory inputs (queues) give it
 //     their data. What a batch holds is never decided again: a batch
 //     re-run after a crash reads the same blocks.
 //  2. Stateful operators and the parents of windows are computed at

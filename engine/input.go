@@ -21,7 +21,7 @@ type inputStream interface {
 }
 
 // memoryInput is an input stream that keeps its data in memory and
-// allocates it itself (queues, directories): what it holds is not in the
+// allocates it itself (queues): what it holds is not in the
 // write-ahead log, and a batch re-run after a restart does not see it.
 type memoryInput interface {
 	inputStream

@@ -238,7 +238,9 @@ func (s *receiverStream) storeBlock(ctx context.Context, records []string, reqs 
 	})
 	if err != nil {
 		err = fmt.Errorf("%w: registering block %v: %w", ErrStorageFailed, id, err)
-		s.reportError(err)
+		if ctx.Err() == nil { // a stop, or a caller giving up, is not the source's error
+			s.reportError(err)
+		}
 		return recovery.Result{}, err
 	}
 	failpoint(FailAfterBlockAdded)

@@ -5,122 +5,244 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // TextFileStream returns a stream of the lines of new files in dir
-// (Spark's textFileStream). At every batch time the directory is listed;
-// every regular file not seen before is read whole into that batch, so
-// each file is in exactly one batch. Files whose names start with "." or
-// "_" are ignored, as Spark ignores them: write a file under such a name
-// (or elsewhere) and rename it into place when complete. Lines follow
-// the rules of the socket source (CRLF stripped, over-long lines dropped
-// and counted).
+// (Spark's textFileStream), read exactly once across crashes and
+// restarts.
+//
+// It is a receiver: every block interval it lists dir, and stores each
+// complete file it has not stored before through the write-ahead log,
+// with its position recorded in the metadata log with the block
+// (ReceiverOutput.StoreAt, producer "file/<stream>/<name>"). So:
+//
+//   - A file is never read into two batches: a file whose position is in
+//     the metadata log is a duplicate, whatever the process knew before
+//     a crash; a large file is stored in chunks of about fileChunkBytes
+//     at positions 1..K, and a restart resumes after the last chunk
+//     stored.
+//   - Files that appear while no driver runs are read after the restart.
+//     Unlike Spark, which only reads files modified after the stream
+//     started, every file in dir that the metadata log has not recorded is
+//     read, however old: the log, not a modification-time window, says
+//     what was read.
+//   - A file is read once its size and modification time are unchanged
+//     across two listings one interval apart, so a file being written is
+//     not read half-written. That is a heuristic: a writer that pauses
+//     longer than the interval defeats it. Write a file under a name that
+//     starts with "." or "_" (ignored, as Spark ignores them) or elsewhere
+//     on the same filesystem, and rename it into place when complete.
+//   - A file is read at most once per name: a file written again under a
+//     name already read is not read again.
+//   - Files are read oldest first (by modification time, then name), each
+//     whole and in order. Lines follow the rules of the socket source
+//     (CRLF stripped, over-long lines dropped and counted).
+//   - A file that disappears before it is read is reported and skipped; a
+//     file that cannot be opened or read (permission denied) is reported
+//     and tried again at the next listing, and none of it is stored until
+//     it reads whole (or, for a large file, chunk by chunk in order).
+//
+// Subdirectories are not read. Files stay in dir after they are read;
+// move them away when done, since a restart reads each remaining file
+// once more (storing nothing) to learn that it is complete.
 func TextFileStream(c *Context, dir string) *DStream[string] {
-	s := &fileStream{dir: dir, seen: make(map[string]bool)}
-	s.DStream = newStream(c, "textFileStream", nil, c.cfg.BatchDuration, []string{"dir=" + dir},
-		func(b *batchRun) (*rdd[string], error) {
-			lines, _ := b.inputs[s.op.id].([]string)
-			return materialized(splitEven(lines, c.cfg.Partitions)), nil
-		})
-	s.init(c, "dir:"+dir, s.op.id)
-	c.addInput(s)
-	return s.DStream
+	stream := "dir:" + dir
+	r := &fileReceiver{dir: dir, stream: stream}
+	r.scannedAt.Store(math.MinInt64)
+	return newReceiverStream(c, "textFileStream", stream, r).DStream
 }
 
-type fileStream struct {
-	*DStream[string]
-	dir  string
-	seen map[string]bool // only the generator goroutine touches it
-	sourceStats
+// fileChunkBytes is about how many bytes of a file one block holds: a
+// chunk ends with the first line that brings the lines it keeps (each
+// counted with one byte for its line end) to it. Part of the stored
+// format in effect: a file's chunk positions depend on it, so changing it
+// while files are half stored would store lines again or skip them.
+var fileChunkBytes = 4 << 20
+
+// fileReceiver lists a directory and stores its new files.
+type fileReceiver struct {
+	dir, stream string
+
+	// scannedAt is the clock time (in UnixNano, truncated to the
+	// interval) of the last listing completed, for tests to wait on.
+	scannedAt atomic.Int64
+	// failStore, when set (by tests), is called before a chunk is stored;
+	// an error from it stops reading the file as a crash would.
+	failStore func(producer string, seq uint64) error
+	// open, when set (by tests), opens a file in place of os.Open, to
+	// make errors root cannot meet otherwise.
+	open func(path string) (io.ReadCloser, error)
 }
 
-func (s *fileStream) node() *opNode         { return s.op }
-func (s *fileStream) name() string          { return "dir:" + s.dir }
-func (s *fileStream) start(context.Context) { s.setRunning(true) }
-func (s *fileStream) stop(bool)             { s.setRunning(false) }
-func (s *fileStream) pending() bool         { return false }
+// fileSeen is what one listing saw of a file not yet stored.
+type fileSeen struct {
+	size int64
+	mod  time.Time
+}
 
-func (s *fileStream) allocate(Time) (any, int64) {
-	names, err := s.newFiles()
-	if err != nil {
-		s.reportError(err)
-		return nil, 0
-	}
-	var lines []string
-	for _, name := range names {
-		got, err := s.readFile(filepath.Join(s.dir, name))
-		if err != nil {
-			// Not marked seen: the next batch tries again.
-			s.reportError(fmt.Errorf("reading %s: %w", name, err))
-			continue
+func (r *fileReceiver) Receive(ctx context.Context, out *ReceiverOutput) error {
+	clock, every := out.Clock(), out.s.c.cfg.BlockInterval
+	seen := make(map[string]fileSeen) // waiting for their size to settle
+	done := make(map[string]bool)     // wholly stored
+	for {
+		at := clock.Now().Truncate(every)
+		r.scan(ctx, out, seen, done)
+		r.scannedAt.Store(at.UnixNano())
+		if clock.WaitUntil(ctx, at.Add(every)) != nil {
+			return nil
 		}
-		s.seen[name] = true
-		lines = append(lines, got...)
-		s.update(func(ri *ReceiverInfo) { ri.Blocks++; ri.Records += int64(len(got)) })
 	}
-	return lines, int64(len(lines))
 }
 
-// newFiles lists the files not yet read, oldest first (by modification
-// time, then name).
-func (s *fileStream) newFiles() ([]string, error) {
-	entries, err := os.ReadDir(s.dir)
+// scan lists the directory once and stores every file whose size and
+// modification time are those the previous listing saw.
+func (r *fileReceiver) scan(ctx context.Context, out *ReceiverOutput, seen map[string]fileSeen, done map[string]bool) {
+	entries, err := os.ReadDir(r.dir)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", s.dir, err)
+		out.ReportError(fmt.Errorf("listing %s: %w", r.dir, err))
+		return
 	}
 	type file struct {
 		name string
-		mod  time.Time
+		fileSeen
 	}
-	var files []file
+	var ready []file
+	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		name := e.Name()
-		if s.seen[name] || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || !e.Type().IsRegular() {
+		if done[name] || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || !e.Type().IsRegular() {
 			continue
 		}
 		fi, err := e.Info()
 		if err != nil {
-			continue // gone since the listing
+			continue // gone since the listing; reported below
 		}
-		files = append(files, file{name, fi.ModTime()})
+		listed[name] = true
+		now := fileSeen{fi.Size(), fi.ModTime()}
+		if before, ok := seen[name]; ok && before == now {
+			ready = append(ready, file{name, now})
+		} else {
+			seen[name] = now
+		}
 	}
-	slices.SortFunc(files, func(a, b file) int {
+	for name := range seen {
+		if !listed[name] {
+			delete(seen, name)
+			out.ReportError(fmt.Errorf("%s disappeared before it was read; skipped", filepath.Join(r.dir, name)))
+		}
+	}
+	slices.SortFunc(ready, func(a, b file) int {
 		if c := a.mod.Compare(b.mod); c != 0 {
 			return c
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	names := make([]string, len(files))
-	for i, f := range files {
-		names[i] = f.name
+	for _, f := range ready {
+		if ctx.Err() != nil {
+			return
+		}
+		err := r.storeFile(ctx, out, f.name, f.size)
+		switch {
+		case err == nil:
+			delete(seen, f.name)
+			done[f.name] = true
+		case errors.Is(err, fs.ErrNotExist):
+			delete(seen, f.name)
+			out.ReportError(fmt.Errorf("%s disappeared before it was read; skipped: %w", filepath.Join(r.dir, f.name), err))
+		case errors.Is(err, errFileChanged):
+			seen[f.name] = fileSeen{} // wait for it to settle again
+		case ctx.Err() == nil:
+			out.ReportError(err) // tried again at the next listing
+		}
 	}
-	return names, nil
 }
 
-func (s *fileStream) readFile(path string) ([]string, error) {
-	f, err := os.Open(path)
+// errFileChanged is returned when a file read holds other than the bytes
+// its listing reported: it is still being written.
+var errFileChanged = errors.New("engine: file changed while it was read")
+
+// storeFile stores the chunks of the file not yet stored, in order.
+func (r *fileReceiver) storeFile(ctx context.Context, out *ReceiverOutput, name string, size int64) error {
+	producer := "file/" + r.stream + "/" + name
+	stored, _ := out.Position(producer)
+	path := filepath.Join(r.dir, name)
+	open := r.open
+	if open == nil {
+		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+	}
+	f, err := open(path)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
-	lr := newLineReader(f, s.c.cfg.MaxLineBytes)
-	var lines []string
+	cr := &countingReader{r: f}
+	lr := newLineReader(cr, out.MaxLineBytes())
+	var chunk []string
+	var seq uint64
+	chunkBytes := 0 // counted from the lines kept, so chunks depend only on the content
+	flush := func() error {
+		seq++
+		lines := chunk
+		chunk, chunkBytes = nil, 0
+		if seq <= stored {
+			return nil
+		}
+		if r.failStore != nil {
+			if err := r.failStore(producer, seq); err != nil {
+				return err
+			}
+		}
+		_, err := out.StoreAt(ctx, producer, seq, lines...)
+		return err
+	}
 	for {
 		line, err := lr.next()
 		switch {
 		case errors.Is(err, ErrLineTooLong):
-			s.reportError(fmt.Errorf("%s: %w", path, err))
+			if seq >= stored { // the chunk being read is not stored yet
+				out.ReportError(fmt.Errorf("%s: %w", path, err))
+			}
 		case err == io.EOF:
-			return lines, nil
+			if cr.n != size {
+				return fmt.Errorf("%s: %w (%d bytes listed, %d read)", path, errFileChanged, size, cr.n)
+			}
+			if len(chunk) == 0 {
+				return nil // an empty file, or one that ended with a full chunk
+			}
+			return flush()
 		case err != nil:
-			return nil, err
+			return fmt.Errorf("reading %s: %w", path, err)
 		default:
-			lines = append(lines, line)
+			chunk = append(chunk, line)
+			chunkBytes += len(line) + 1
+			if chunkBytes >= fileChunkBytes {
+				if cr.n > size {
+					return fmt.Errorf("%s: %w (%d bytes listed, more read)", path, errFileChanged, size)
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -106,7 +106,7 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	f := &nodeFlags{}
 	fs := flag.NewFlagSet("node run", flag.ContinueOnError)
 	fs.StringVar(&f.app, "app", "wordcount", "the application to run: "+strings.Join(appNames(), ", "))
-	fs.StringVar(&f.source, "source", "sample://", "where input comes from (sample://, ingest, socket://HOST:PORT, dir:///PATH, kafka://HOST:PORT/TOPIC)")
+	fs.StringVar(&f.source, "source", "sample://", "where input comes from (sample://, ingest, socket://HOST:PORT, dir:///PATH, kafka://HOST:PORT/TOPIC, zmq+pull://HOST:PORT, zmq+sub://HOST:PORT?topic=T)")
 	fs.DurationVar(&f.batch, "batch", time.Second, "batch duration, a whole number of milliseconds")
 	fs.IntVar(&f.partitions, "partitions", 0, "partitions of keyed state and shuffles (0: 2 × CPUs)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the node's write-ahead log, metadata log, state and checkpoints (empty: kept in memory, lost with the process); the apps also save their results under DIR/output")

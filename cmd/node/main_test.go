@@ -191,10 +191,12 @@ func TestBadFlagsExitWithTheChoices(t *testing.T) {
 		want []string
 	}{
 		{"unknown app", []string{"run", "--app", "nope"}, []string{`--app "nope"`, "wordcount"}},
-		{"unknown scheme", []string{"run", "--source", "nats://x", "--http", "127.0.0.1:0"}, []string{`unknown scheme "nats"`, "socket://", "dir://", "sample://", "kafka://"}},
+		{"unknown scheme", []string{"run", "--source", "nats://x", "--http", "127.0.0.1:0"}, []string{`unknown scheme "nats"`, "socket://", "dir://", "sample://", "kafka://", "zmq+pull://", "zmq+sub://"}},
 		{"kafka without a topic", []string{"run", "--source", "kafka://127.0.0.1:9092", "--http", "127.0.0.1:0"}, []string{"--source", "topic", "kafka://HOST:PORT"}},
 		{"kafka bad start", []string{"run", "--source", "kafka://127.0.0.1:9092/t?start=middle", "--http", "127.0.0.1:0"}, []string{"start=middle", "earliest or latest"}},
 		{"kafka-out with two topics", []string{"run", "--kafka-out", "kafka://127.0.0.1:9092/a,b"}, []string{"--kafka-out", "one topic"}},
+		{"zmq without port", []string{"run", "--source", "zmq+pull://127.0.0.1", "--http", "127.0.0.1:0"}, []string{"want zmq+pull://HOST:PORT"}},
+		{"zmq pull with topic", []string{"run", "--source", "zmq+pull://127.0.0.1:5555?topic=a", "--http", "127.0.0.1:0"}, []string{"takes no parameters"}},
 		{"no scheme", []string{"run", "--source", "localhost:9999", "--http", "127.0.0.1:0"}, []string{"has no scheme", "socket://"}},
 		{"bad port", []string{"run", "--source", "socket://localhost:99999", "--http", "127.0.0.1:0"}, []string{"1 to 65535"}},
 		{"bad batch", []string{"run", "--batch", "0s"}, []string{"--batch"}},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/engine"
+	"github.com/sluice-stream/sluice/engine/zeromq"
 )
 
 //go:embed sample.txt
@@ -22,9 +23,11 @@ var sourceSchemes = []string{
 	"sample://            the built-in sample text, replayed in a loop (the default)",
 	"ingest               reliable ingest: POST /api/ingest/lines (or ingest://NAME for another stream name)",
 	"socket://HOST:PORT   lines from a TCP server, as Spark's socketTextStream (try: nc -lk 9999)",
-	"dir:///PATH          lines of every new file moved into a directory",
+	"dir:///PATH          lines of every new file moved into a directory, each read exactly once",
 	"kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC][?start=earliest|latest&group=G]\n" +
 		"                       every partition of the topics, a record's value a line, exactly once (offsets kept in the metadata log; group G only mirrors them)",
+	"zmq+pull://HOST:PORT frames from a ZeroMQ PUSH peer (a PULL socket connects to it)",
+	"zmq+sub://HOST:PORT?topic=T  frames from a ZeroMQ PUB peer, topic T (repeatable; none: all)",
 }
 
 // openSource makes the input stream that --source names.
@@ -62,8 +65,30 @@ func openSource(c *engine.Context, spec string, sampleRate int) (*engine.DStream
 		return engine.TextFileStream(c, u.Path), nil
 	case "kafka":
 		return openKafka(c, spec)
+	case "zmq+pull", "zmq+sub":
+		return openZeroMQ(c, spec)
 	}
 	return nil, fmt.Errorf("--source %q: unknown scheme %q; use one of:\n  %s", spec, scheme, strings.Join(sourceSchemes, "\n  "))
+}
+
+// openZeroMQ makes a zeromq stream of zmq+pull://HOST:PORT or
+// zmq+sub://HOST:PORT?topic=T.
+func openZeroMQ(c *engine.Context, spec string) (*engine.DStream[string], error) {
+	u, err := url.Parse(spec)
+	if err != nil || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("--source %q: want zmq+pull://HOST:PORT or zmq+sub://HOST:PORT?topic=T", spec)
+	}
+	cfg := zeromq.Config{Endpoint: "tcp://" + u.Host, Socket: zeromq.Pull}
+	if u.Scheme == "zmq+sub" {
+		cfg.Socket, cfg.Topics = zeromq.Sub, u.Query()["topic"]
+	} else if len(u.Query()) > 0 {
+		return nil, fmt.Errorf("--source %q: a zmq+pull source takes no parameters", spec)
+	}
+	ds, err := zeromq.Stream(c, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--source %q: %w", spec, err)
+	}
+	return ds, nil
 }
 
 func sampleLines() []string {
