@@ -23,7 +23,8 @@ func (p SinkPartition) String() string {
 // that it can commit each exactly once.
 //
 // The contract: Write is called for every partition of every batch the
-// stream is valid at, empty ones included, partitions of one batch
+// stream is valid at, empty ones included (a batch with no partitions at
+// all is written as one empty partition 0 of 1), partitions of one batch
 // concurrently, batches in order. A batch that fails, or whose node dies
 // before the metadata log records it completed, is re-run from the same
 // input and state, and its partitions are written again with the same
@@ -49,6 +50,11 @@ func (f SinkFunc[T]) Write(ctx context.Context, part SinkPartition, records []T)
 // Sink for the exactly-once contract).
 func (d *DStream[T]) ForeachSink(s Sink[T]) {
 	o := d.output("foreachSink", []string{fmt.Sprintf("sink=%T", s)}, func(b *batchRun, label string, r *rdd[T]) error {
+		if r.n == 0 {
+			// An empty batch of an unpartitioned stream: the sink still
+			// hears of the batch, as partition 0 of 1.
+			r = materialized([][]T{nil})
+		}
 		return b.exec.runE(b.t, label, r.n, func(p int) error {
 			part := SinkPartition{Time: b.t, Partition: p, Partitions: r.n}
 			if err := s.Write(context.Background(), part, r.partition(p)); err != nil {

@@ -154,3 +154,26 @@ func dumpDir(t *testing.T, dir string) string {
 	slices.Sort(out)
 	return strings.Join(out, "\n")
 }
+
+// A batch with no partitions at all (an input stream's empty batch) still
+// reaches the sink, as one empty partition, so a sink that records the
+// batches it committed hears of every batch.
+func TestForeachSinkHearsOfAnEmptyUnpartitionedBatch(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var got []string
+	QueueStream(h.c, NewQueue([]string{"a"}), true).ForeachSink(SinkFunc[string](
+		func(_ context.Context, p SinkPartition, recs []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, fmt.Sprintf("%v %v", p, recs))
+			return nil
+		}))
+	h.start()
+	h.run(2)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"batch 1000 ms partition 0/1 [a]", "batch 2000 ms partition 0/1 []"}; !slices.Equal(got, want) {
+		t.Errorf("sink calls %q, want %q", got, want)
+	}
+}
