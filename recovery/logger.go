@@ -65,7 +65,26 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 		return
 	}
 	attrs := append(append([]interface{}{"component", h.component()}, h.args...), args...)
-	h.l.Log(context.Background(), slogLevel(level), msg, attrs...)
+	lvl := slogLevel(level)
+	if firstElection(msg, args) {
+		lvl = slog.LevelDebug
+	}
+	h.l.Log(context.Background(), lvl, msg, attrs...)
+}
+
+// firstElection reports raft's warning that it starts an election with no
+// leader ever heard of: every start of a node does that, so it is not
+// worth a warning. With a last leader known (a failover) it stays one.
+func firstElection(msg string, args []interface{}) bool {
+	if msg != "heartbeat timeout reached, starting election" {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, _ := args[i].(string); k == "last-leader-id" {
+			return fmt.Sprint(args[i+1]) == ""
+		}
+	}
+	return false
 }
 
 func (h *hclogAdapter) component() string {
