@@ -4,6 +4,7 @@
 //	node                         word count over the sample, UI on 127.0.0.1:4040
 //	node run [flags]             run an application (see node help)
 //	node produce [flags] [FILE]  send lines to a node's ingest endpoint
+//	node bench [flags]           measure word count against a hand-written one
 //	node help                    this help
 package main
 
@@ -45,11 +46,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runNode(args[1:], stdout, stderr)
 	case "produce":
 		return runProduce(args[1:], os.Stdin, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, produce, help\n", args[0])
+	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, produce, bench, help\n", args[0])
 	return exitUsage
 }
 
@@ -61,6 +64,9 @@ Usage:
   node run [flags]     run an application
   node produce [flags] [FILE|-]
                        send lines to a node's ingest endpoint, exactly once
+  node bench [--lines N] [--seed S] [--mode local] [--json FILE]
+                       measure word count (in-process, HTTP, latency, peak RSS)
+                       against a hand-written count, and check every count
   node help            show this help
 
 Applications (--app):
