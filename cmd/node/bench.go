@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -155,7 +156,7 @@ func bench(f *benchFlags, progress io.Writer) (*benchReport, error) {
 	start = time.Now()
 	sharded := handCountSharded(data, runtime.GOMAXPROCS(0))
 	rep.HandShardLPS = rate(f.lines, time.Since(start))
-	if !maps64Equal(want, sharded) {
+	if !maps.Equal(want, sharded) {
 		return nil, errors.New("the sharded hand count differs from the one-goroutine count")
 	}
 
@@ -272,18 +273,6 @@ func handCountSharded(data []byte, n int) map[string]int64 {
 		}
 	}
 	return out
-}
-
-func maps64Equal(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // benchNode is one node in this process: the wordcount graph over an

@@ -47,16 +47,7 @@ func crashDirSource(t *testing.T, failpoint string) {
 		addFile(f, 50)
 	}
 	start := func(failpoint string) *crashNode {
-		env := make([]string, 0, len(os.Environ())+1)
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "SLUICE_FAILPOINTS=") {
-				env = append(env, kv)
-			}
-		}
-		if failpoint != "" {
-			env = append(env, "SLUICE_FAILPOINTS="+failpoint)
-		}
-		return &crashNode{child: startChildEnv(t, env, "run", "--app", "archive", "--source", "dir://"+in,
+		return &crashNode{child: startChildEnv(t, failpointEnv(failpoint), "run", "--app", "archive", "--source", "dir://"+in,
 			"--data-dir", data, "--http", "127.0.0.1:0", "--batch", "100ms")}
 	}
 

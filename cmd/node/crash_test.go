@@ -307,6 +307,41 @@ var (
 // unless it is "", and does not wait for it (its addr is "").
 func launchCrashNode(t *testing.T, dir, failpoint string) *crashNode {
 	t.Helper()
+	return &crashNode{child: startChildEnv(t, failpointEnv(failpoint), "run", "--app", "archive", "--source", "ingest", "--data-dir", dir,
+		"--http", "127.0.0.1:0", "--batch", "100ms")}
+}
+
+// startCrashNode launches a node and waits for the address it prints.
+func startCrashNode(t *testing.T, dir, failpoint string) *crashNode {
+	t.Helper()
+	c := launchCrashNode(t, dir, failpoint)
+	if err := c.awaitAddr(); err != nil {
+		t.Fatalf("failpoint %q: %v", failpoint, err)
+	}
+	return c
+}
+
+// awaitAddr waits for the address the node prints and sets c.addr.
+func (c *crashNode) awaitAddr() error {
+	deadline := time.After(startDeadline)
+	for {
+		select {
+		case l := <-c.lines:
+			if m := statusPageLine.FindStringSubmatch(l); m != nil {
+				c.addr = m[1]
+				return nil
+			}
+		case <-c.done:
+			return fmt.Errorf("the node exited before printing its address; output:\n%s", c.output())
+		case <-deadline:
+			return fmt.Errorf("the node printed no address in %v; output:\n%s", startDeadline, c.output())
+		}
+	}
+}
+
+// failpointEnv is this process's environment with SLUICE_FAILPOINTS set
+// to failpoint, or unset when it is "".
+func failpointEnv(failpoint string) []string {
 	env := make([]string, 0, len(os.Environ())+1)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SLUICE_FAILPOINTS=") {
@@ -316,28 +351,7 @@ func launchCrashNode(t *testing.T, dir, failpoint string) *crashNode {
 	if failpoint != "" {
 		env = append(env, "SLUICE_FAILPOINTS="+failpoint)
 	}
-	return &crashNode{child: startChildEnv(t, env, "run", "--app", "archive", "--source", "ingest", "--data-dir", dir,
-		"--http", "127.0.0.1:0", "--batch", "100ms")}
-}
-
-// startCrashNode launches a node and waits for the address it prints.
-func startCrashNode(t *testing.T, dir, failpoint string) *crashNode {
-	t.Helper()
-	c := launchCrashNode(t, dir, failpoint)
-	deadline := time.After(startDeadline)
-	for {
-		select {
-		case l := <-c.lines:
-			if m := statusPageLine.FindStringSubmatch(l); m != nil {
-				c.addr = m[1]
-				return c
-			}
-		case <-c.done:
-			t.Fatalf("the node (failpoint %q) exited before printing its address; output:\n%s", failpoint, c.output())
-		case <-deadline:
-			t.Fatalf("the node printed no address in %v; output:\n%s", startDeadline, c.output())
-		}
-	}
+	return env
 }
 
 // waitExit waits up to d for the process to exit and returns how it did.

@@ -10,9 +10,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,16 +71,7 @@ func produceLines(t *testing.T, brokers []string, topic string, lines []string, 
 // dataDir, with SLUICE_FAILPOINTS=failpoint unless it is "".
 func startKafkaNode(t *testing.T, broker, dataDir, failpoint string) *child {
 	t.Helper()
-	env := make([]string, 0, len(os.Environ())+1)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLUICE_FAILPOINTS=") {
-			env = append(env, kv)
-		}
-	}
-	if failpoint != "" {
-		env = append(env, "SLUICE_FAILPOINTS="+failpoint)
-	}
-	return startChildEnv(t, env, "run", "--source", "kafka://"+broker+"/lines?start=earliest&group=sluice-test",
+	return startChildEnv(t, failpointEnv(failpoint), "run", "--source", "kafka://"+broker+"/lines?start=earliest&group=sluice-test",
 		"--kafka-out", "kafka://"+broker+"/counts", "--data-dir", dataDir,
 		"--http", "127.0.0.1:0", "--batch", "100ms", "--partitions", "2", "--top", "3")
 }
@@ -241,7 +232,7 @@ func TestKafkaExactlyOnceAcrossKillAndRestart(t *testing.T) {
 	n = startKafkaNode(t, brokers[0], dir, "")
 	addr := n.uiAddr()
 	deadline := time.Now().Add(drainDeadline)
-	for got := stateCounts(t, addr); !equalCounts(got, want); got = stateCounts(t, addr) {
+	for got := stateCounts(t, addr); !maps.Equal(got, want); got = stateCounts(t, addr) {
 		if time.Now().After(deadline) {
 			t.Fatalf("state counts %v, want %v; output:\n%s", got, want, n.output())
 		}
@@ -252,18 +243,6 @@ func TestKafkaExactlyOnceAcrossKillAndRestart(t *testing.T) {
 	if code := n.stop(); code != exitOK {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
-}
-
-func equalCounts(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // checkKafkaOutput checks the output topic's records, in the order a

@@ -39,32 +39,13 @@ type matrixNode struct {
 // launchMatrixNode starts the node binary with args and, unless it is
 // "", the failpoint spec (NAME@N), and waits for the address it prints.
 func launchMatrixNode(t *testing.T, failpoint string, args []string) (*matrixNode, error) {
-	env := make([]string, 0, len(os.Environ())+1)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLUICE_FAILPOINTS=") {
-			env = append(env, kv)
-		}
-	}
-	if failpoint != "" {
-		env = append(env, "SLUICE_FAILPOINTS="+failpoint)
-	}
-	n := &matrixNode{crashNode: &crashNode{child: startChildEnv(t, env, args...)},
+	n := &matrixNode{crashNode: &crashNode{child: startChildEnv(t, failpointEnv(failpoint), args...)},
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}}
 	t.Cleanup(n.client.CloseIdleConnections)
-	deadline := time.After(startDeadline)
-	for {
-		select {
-		case l := <-n.lines:
-			if m := statusPageLine.FindStringSubmatch(l); m != nil {
-				n.addr = m[1]
-				return n, nil
-			}
-		case <-n.done:
-			return nil, fmt.Errorf("the node exited before printing its address; output:\n%s", n.output())
-		case <-deadline:
-			return nil, fmt.Errorf("the node printed no address in %v; output:\n%s", startDeadline, n.output())
-		}
+	if err := n.awaitAddr(); err != nil {
+		return nil, err
 	}
+	return n, nil
 }
 
 // call makes one request to the node and returns the status and body.

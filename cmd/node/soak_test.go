@@ -162,20 +162,10 @@ func (s *soak) startNode() *crashNode {
 	s.t.Helper()
 	c := &crashNode{child: startChildEnv(s.t, nil, "run", "--app", "wordcount", "--source", "ingest", "--data-dir", s.dir,
 		"--http", "127.0.0.1:0", "--batch", "500ms", "--top", "1")}
-	deadline := time.After(startDeadline)
-	for {
-		select {
-		case l := <-c.lines:
-			if m := statusPageLine.FindStringSubmatch(l); m != nil {
-				c.addr = m[1]
-				return c
-			}
-		case <-c.done:
-			s.t.Fatalf("the node exited before printing its address; output:\n%s", c.output())
-		case <-deadline:
-			s.t.Fatalf("the node printed no address in %v; output:\n%s", startDeadline, c.output())
-		}
+	if err := c.awaitAddr(); err != nil {
+		s.t.Fatal(err)
 	}
+	return c
 }
 
 // restart stops n, by SIGKILL when kill is set, else gracefully, and
