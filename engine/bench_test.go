@@ -1,37 +1,11 @@
 package engine
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
-)
 
-// benchCorpus is a deterministic corpus: lines of 10 words drawn from a
-// 10,000-word vocabulary with a Zipf-like skew, as the chaos harness and
-// `node bench` draw them.
-func benchCorpus(lines int, seed uint64) []string {
-	r := rand.New(rand.NewPCG(seed, seed))
-	zipf := rand.NewZipf(r, 1.1, 1, 9999)
-	vocab := make([]string, 10000)
-	for i := range vocab {
-		vocab[i] = fmt.Sprintf("w%d", i)
-	}
-	out := make([]string, lines)
-	var sb strings.Builder
-	for i := range out {
-		sb.Reset()
-		for w := 0; w < 10; w++ {
-			if w > 0 {
-				sb.WriteByte(' ')
-			}
-			sb.WriteString(vocab[zipf.Uint64()])
-		}
-		out[i] = sb.String()
-	}
-	return out
-}
+	"github.com/sluice-stream/sluice/engine/corpus"
+)
 
 var (
 	corpusOnce sync.Once
@@ -39,7 +13,7 @@ var (
 )
 
 func millionLines() []string {
-	corpusOnce.Do(func() { corpus1M = benchCorpus(1_000_000, 1) })
+	corpusOnce.Do(func() { corpus1M = corpus.Lines(1_000_000, 1) })
 	return corpus1M
 }
 

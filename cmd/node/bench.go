@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/engine"
+	"github.com/sluice-stream/sluice/engine/corpus"
 )
 
 // `node bench` measures, in one run and on one corpus, what a word count
@@ -38,8 +38,6 @@ import (
 //  5. the peak RSS of the process;
 //  6. the exact count: every word's committed count equals the hand count.
 const (
-	benchVocab        = 10000
-	benchWordsPerLine = 10
 	benchRequestLines = 1000
 	benchProducers    = 4
 	// benchBatch is the batch duration of the measured contexts. Half a
@@ -146,7 +144,7 @@ func bench(f *benchFlags, progress io.Writer) (*benchReport, error) {
 	rep := &benchReport{Lines: f.lines, Seed: f.seed, Mode: f.mode, CPUs: runtime.GOMAXPROCS(0),
 		BatchMS: benchBatch.Milliseconds(), RequestLines: benchRequestLines, Producers: benchProducers}
 	fmt.Fprintf(progress, "generating %d lines (seed %d)...\n", f.lines, f.seed)
-	lines := benchCorpus(f.lines, f.seed)
+	lines := corpus.Lines(f.lines, f.seed)
 	data := []byte(strings.Join(lines, "\n"))
 
 	fmt.Fprintln(progress, "measuring the hand-written count...")
@@ -200,36 +198,11 @@ func bench(f *benchFlags, progress io.Writer) (*benchReport, error) {
 
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
 
-// benchCorpus is the engine benchmark's corpus (engine/bench_test.go),
-// line for line for the same seed: 10 words a line drawn from a
-// 10,000-word vocabulary with a Zipf skew.
-func benchCorpus(lines int, seed uint64) []string {
-	r := rand.New(rand.NewPCG(seed, seed))
-	zipf := rand.NewZipf(r, 1.1, 1, benchVocab-1)
-	vocab := make([]string, benchVocab)
-	for i := range vocab {
-		vocab[i] = fmt.Sprintf("w%d", i)
-	}
-	out := make([]string, lines)
-	var sb strings.Builder
-	for i := range out {
-		sb.Reset()
-		for w := 0; w < benchWordsPerLine; w++ {
-			if w > 0 {
-				sb.WriteByte(' ')
-			}
-			sb.WriteString(vocab[zipf.Uint64()])
-		}
-		out[i] = sb.String()
-	}
-	return out
-}
-
 // handCount is the limit: split bytes on ASCII white space, as
 // engine.Words does, and count in a map. The conversion in m[string(b)]
 // does not allocate on a lookup; only a new word's key is allocated.
 func handCount(data []byte) map[string]int64 {
-	m := make(map[string]int64, benchVocab)
+	m := make(map[string]int64, corpus.Vocabulary)
 	start := -1
 	for i, c := range data {
 		if c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f' {
@@ -440,7 +413,7 @@ func (n *benchNode) await(key string, limit time.Duration) (time.Time, error) {
 
 // counted returns the committed count of every word but the markers.
 func (n *benchNode) counted() (map[string]int64, error) {
-	top, _, err := n.c.TopState(benchOp, benchVocab+1)
+	top, _, err := n.c.TopState(benchOp, corpus.Vocabulary+1)
 	if err != nil {
 		return nil, err
 	}
