@@ -22,10 +22,21 @@ type Config struct {
 	// FS is the filesystem of the Pebble store; nil is the real disk. The
 	// snapshots are always on the real disk unless Snapshots is set.
 	FS vfs.FS
-	// Transport connects the voters. nil: an in-memory transport, for the
-	// one-voter group of this release. A transport passed in is the
-	// caller's to close, after Close.
+	// Transport connects the voters. nil: an in-memory transport, for a
+	// one-voter group. A transport passed in is the caller's to close,
+	// after Close.
 	Transport raft.Transport
+	// Peers is the static initial cluster (etcd's --initial-cluster): every
+	// voter's id and raft address, this node included. Empty: a one-voter
+	// group of NodeID. With peers, Open bootstraps an empty store with all
+	// of them as voters, refuses a store whose voters differ, and returns
+	// without waiting for a leader (a cluster elects one once a majority
+	// runs).
+	Peers []Peer
+	// OnTruncate, when set, is called on raft's FSM goroutine after a
+	// Truncated entry applied, with the blocks of the batches it dropped,
+	// so a node can delete its copies. It must not block or call the Log.
+	OnTruncate func([]BlockRef)
 	// SnapshotThreshold is the number of entries after which raft takes a
 	// snapshot and compacts the log (checked every SnapshotInterval).
 	SnapshotThreshold uint64
@@ -44,6 +55,12 @@ type Config struct {
 	// between one and two HeartbeatTimeouts after Open.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
+}
+
+// Peer is one voter of a cluster: its node id and raft address.
+type Peer struct {
+	ID      string
+	Address string
 }
 
 // Defaults. A snapshot every 8192 entries keeps a restart's replay short
@@ -110,6 +127,32 @@ func (c Config) Validate() error {
 			ErrInvalidConfig, c.HeartbeatTimeout, c.ElectionTimeout)
 	case c.SnapshotInterval < time.Millisecond:
 		return fmt.Errorf("%w: SnapshotInterval %v: want ≥ 1ms", ErrInvalidConfig, c.SnapshotInterval)
+	}
+	return c.validatePeers()
+}
+
+// validatePeers refuses duplicate ids or addresses, empty fields, and a
+// list that does not hold NodeID.
+func (c Config) validatePeers() error {
+	if len(c.Peers) == 0 {
+		return nil
+	}
+	ids, addrs := map[string]bool{}, map[string]bool{}
+	self := false
+	for _, p := range c.Peers {
+		switch {
+		case p.ID == "" || p.Address == "":
+			return fmt.Errorf("%w: peer %q=%q: give every peer as ID=HOST:PORT", ErrInvalidConfig, p.ID, p.Address)
+		case ids[p.ID]:
+			return fmt.Errorf("%w: peer id %q is listed twice: every node needs its own id", ErrInvalidConfig, p.ID)
+		case addrs[p.Address]:
+			return fmt.Errorf("%w: raft address %s is listed twice: every node needs its own address", ErrInvalidConfig, p.Address)
+		}
+		ids[p.ID], addrs[p.Address] = true, true
+		self = self || p.ID == c.NodeID
+	}
+	if !self {
+		return fmt.Errorf("%w: this node's id %q is not among the peers: list it with its own raft address", ErrInvalidConfig, c.NodeID)
 	}
 	return nil
 }

@@ -45,6 +45,10 @@ var (
 	// (or was already truncated).
 	ErrUnknownBatch = errors.New("recovery: unknown batch")
 
+	// ErrFenced: a batch event or DriverStarted carries an epoch older
+	// than the driver recorded in the log: its driver was deposed.
+	ErrFenced = errors.New("recovery: fenced: a newer driver has started")
+
 	// ErrTruncatePending: Truncated would drop a batch that is not completed.
 	ErrTruncatePending = errors.New("recovery: truncation would drop a pending batch")
 

@@ -40,6 +40,7 @@ const (
 	TypeBatchCompleted EventType = 3
 	TypeTruncated      EventType = 4
 	TypeFingerprintSet EventType = 7
+	TypeDriverStarted  EventType = 8
 
 	// Reserved for later releases; unknown to this one.
 	typePartitionAssigned EventType = 5
@@ -58,6 +59,8 @@ func (t EventType) String() string {
 		return "Truncated"
 	case TypeFingerprintSet:
 		return "FingerprintSet"
+	case TypeDriverStarted:
+		return "DriverStarted"
 	case typePartitionAssigned, typeReceiverAssigned:
 		return fmt.Sprintf("reserved(%d)", uint8(t))
 	}
@@ -98,11 +101,15 @@ type BlockAdded struct {
 	Records  int       `msgpack:"r"`
 	Bytes    int64     `msgpack:"y"`
 	Requests []Request `msgpack:"rq,omitempty"`
+	// Replicas are the nodes other than Block.Node whose WAL holds a copy,
+	// synced before the event was sent. Empty on a single node.
+	Replicas []string `msgpack:"rp,omitempty"`
 }
 
 // BatchAllocated fixes the blocks of the batch at Time (ms).
 type BatchAllocated struct {
-	Time int64 `msgpack:"t"`
+	Time  int64  `msgpack:"t"`
+	Epoch uint64 `msgpack:"e,omitempty"` // the driver's epoch (see DriverStarted); 0: unfenced
 }
 
 // BatchCompleted marks the batch at Time (ms) done. Checkpoint, when
@@ -111,6 +118,7 @@ type BatchAllocated struct {
 type BatchCompleted struct {
 	Time       int64          `msgpack:"t"`
 	Checkpoint *CheckpointRef `msgpack:"c,omitempty"`
+	Epoch      uint64         `msgpack:"e,omitempty"` // the driver's epoch; 0: unfenced
 }
 
 // CheckpointRef references a checkpoint: the batch time whose state it
@@ -120,6 +128,9 @@ type CheckpointRef struct {
 	Time int64  `msgpack:"t"`
 	Name string `msgpack:"n"`
 	Sum  uint32 `msgpack:"s"`
+	// Node wrote the checkpoint; other nodes fetch a copy from it. Empty
+	// in logs written before clusters: the local node.
+	Node string `msgpack:"nd,omitempty"`
 }
 
 // FingerprintSet records the application's graph: its name, the
@@ -133,7 +144,18 @@ type FingerprintSet struct {
 
 // Truncated forgets completed batches with Time < Before (ms).
 type Truncated struct {
-	Before int64 `msgpack:"b"`
+	Before int64  `msgpack:"b"`
+	Epoch  uint64 `msgpack:"e,omitempty"` // the driver's epoch; 0: unfenced
+}
+
+// DriverStarted fences every earlier driver: a node that won leadership
+// in raft term Epoch records that it now drives. Batch events with a
+// non-zero epoch lower than the recorded one are refused (ErrFenced), so
+// a deposed driver that has not noticed yet commits nothing, even through
+// a later leadership of its own node.
+type DriverStarted struct {
+	Epoch uint64 `msgpack:"e"`
+	Node  string `msgpack:"n"`
 }
 
 func (BlockAdded) Type() EventType     { return TypeBlockAdded }
@@ -141,12 +163,14 @@ func (BatchAllocated) Type() EventType { return TypeBatchAllocated }
 func (BatchCompleted) Type() EventType { return TypeBatchCompleted }
 func (Truncated) Type() EventType      { return TypeTruncated }
 func (FingerprintSet) Type() EventType { return TypeFingerprintSet }
+func (DriverStarted) Type() EventType  { return TypeDriverStarted }
 
 func (BlockAdded) sealed()     {}
 func (BatchAllocated) sealed() {}
 func (BatchCompleted) sealed() {}
 func (Truncated) sealed()      {}
 func (FingerprintSet) sealed() {}
+func (DriverStarted) sealed()  {}
 
 // EncodeEvent returns the entry bytes of ev (see the layout above).
 func EncodeEvent(ev Event) ([]byte, error) {
@@ -207,8 +231,13 @@ func decodePayload(t EventType, payload []byte) (Event, error) {
 		if err = msgpack.Unmarshal(payload, &e); err == nil {
 			return e, nil
 		}
+	case TypeDriverStarted:
+		var e DriverStarted
+		if err = msgpack.Unmarshal(payload, &e); err == nil {
+			return e, nil
+		}
 	default:
-		return nil, fmt.Errorf("%w: %s: this release knows types 1-4 and 7; was the log written by a newer release?", ErrUnknownEvent, t)
+		return nil, fmt.Errorf("%w: %s: this release knows types 1-4, 7 and 8; was the log written by a newer release?", ErrUnknownEvent, t)
 	}
 	return nil, &CorruptionError{Offset: 2, Reason: "payload of " + t.String() + " does not decode", Err: err}
 }

@@ -14,6 +14,11 @@ func TestEventRoundTrip(t *testing.T) {
 		BatchAllocated{Time: 1_700_000_000_000},
 		BatchCompleted{Time: 1_700_000_000_000},
 		Truncated{Before: 1_699_999_000_000},
+		BlockAdded{Block: BlockRef{"lines", "n1", 2}, Records: 1, Bytes: 5, Replicas: []string{"n2"}},
+		BatchAllocated{Time: 1_700_000_001_000, Epoch: 3},
+		BatchCompleted{Time: 1_700_000_001_000, Epoch: 3, Checkpoint: &CheckpointRef{Time: 1, Name: "c", Sum: 9, Node: "n2"}},
+		Truncated{Before: 1_700_000_000_000, Epoch: 3},
+		DriverStarted{Epoch: 3, Node: "n2"},
 	}
 	for _, ev := range evs {
 		b, err := EncodeEvent(ev)
@@ -46,7 +51,7 @@ func TestEventPointer(t *testing.T) {
 // changed.
 func TestEventTypeNumbers(t *testing.T) {
 	want := map[EventType]uint8{TypeBlockAdded: 1, TypeBatchAllocated: 2, TypeBatchCompleted: 3, TypeTruncated: 4,
-		typePartitionAssigned: 5, typeReceiverAssigned: 6, TypeFingerprintSet: 7}
+		typePartitionAssigned: 5, typeReceiverAssigned: 6, TypeFingerprintSet: 7, TypeDriverStarted: 8}
 	for typ, n := range want {
 		if uint8(typ) != n {
 			t.Errorf("%s is %d, frozen as %d", typ, typ, n)

@@ -55,6 +55,13 @@ package recovery
 // Rule 6, FingerprintSet{App, Hash, Operators}: replaces the recorded
 // graph (the engine checks it before an upgrade is recorded).
 //
+// Rule 7, DriverStarted{Epoch, Node}: Epoch > the recorded epoch records
+// it and the node; the same epoch and node again changes nothing
+// (idempotent); anything else is ErrFenced. BatchAllocated, BatchCompleted
+// and Truncated with a non-zero Epoch below the recorded one are ErrFenced
+// and change nothing (a deposed driver); Epoch 0 is not checked (logs of
+// releases before clusters).
+//
 // Rule 5: an entry that is not a known event (ErrUnknownEvent,
 // ErrEventVersion, a payload that does not decode) changes nothing and its
 // error is the entry's result; it never panics.
@@ -76,18 +83,51 @@ func (s *state) apply(ev Event) (Result, error) {
 	case BlockAdded:
 		return s.addBlock(e)
 	case BatchAllocated:
+		if err := s.fence(ev.Type(), e.Epoch); err != nil {
+			return Result{}, err
+		}
 		return s.allocate(e.Time)
 	case BatchCompleted:
+		if err := s.fence(ev.Type(), e.Epoch); err != nil {
+			return Result{}, err
+		}
 		return s.complete(e)
+	case DriverStarted:
+		return Result{}, s.startDriver(e)
 	case FingerprintSet:
 		fp := e
 		fp.Operators = append([]string(nil), e.Operators...)
 		s.fingerprint = &fp
 		return Result{}, nil
 	case Truncated:
-		return Result{}, s.truncate(e.Before)
+		if err := s.fence(ev.Type(), e.Epoch); err != nil {
+			return Result{}, err
+		}
+		dropped, err := s.truncate(e.Before)
+		s.dropped = append(s.dropped, dropped...)
+		return Result{}, err
 	}
 	return Result{}, fmt.Errorf("%w: %T", ErrUnknownEvent, ev)
+}
+
+// fence is rule 7 for a batch event of epoch.
+func (s *state) fence(t EventType, epoch uint64) error {
+	if epoch != 0 && epoch < s.epoch {
+		return fmt.Errorf("%w: %s of epoch %d refused: driver %s started epoch %d", ErrFenced, t, epoch, s.driver, s.epoch)
+	}
+	return nil
+}
+
+// startDriver is rule 7 for DriverStarted.
+func (s *state) startDriver(e DriverStarted) error {
+	switch {
+	case e.Epoch > s.epoch:
+		s.epoch, s.driver = e.Epoch, e.Node
+		return nil
+	case e.Epoch == s.epoch && e.Node == s.driver:
+		return nil
+	}
+	return fmt.Errorf("%w: driver %s of epoch %d refused: driver %s started epoch %d", ErrFenced, e.Node, e.Epoch, s.driver, s.epoch)
 }
 
 // addBlock is rule 1.
@@ -108,9 +148,11 @@ func (s *state) addBlock(e BlockAdded) (Result, error) {
 		}
 	}
 	s.blocks[src] = s.blocks[src].add(e.Block.Seq)
-	s.unallocated = append(s.unallocated, BlockEntry{
-		Ref: e.Block, Records: e.Records, Bytes: e.Bytes, Skip: mergeRanges(skip),
-	})
+	entry := BlockEntry{Ref: e.Block, Records: e.Records, Bytes: e.Bytes, Skip: mergeRanges(skip)}
+	if len(e.Replicas) > 0 {
+		entry.Replicas = append([]string(nil), e.Replicas...)
+	}
+	s.unallocated = append(s.unallocated, entry)
 	return Result{Requests: out}, nil
 }
 
@@ -200,15 +242,19 @@ func (s *state) addCheckpoint(ref *CheckpointRef) {
 	}
 }
 
-// truncate is rule 4.
-func (s *state) truncate(before int64) error {
+// truncate is rule 4. It returns the blocks of the batches it dropped.
+func (s *state) truncate(before int64) ([]BlockRef, error) {
 	if before <= s.truncatedBefore {
-		return nil
+		return nil, nil
 	}
 	n := sort.Search(len(s.batches), func(i int) bool { return s.batches[i].Time >= before })
+	var dropped []BlockRef
 	for _, b := range s.batches[:n] {
 		if !b.Completed {
-			return fmt.Errorf("%w: batch %d is pending, truncation before %d would drop it", ErrTruncatePending, b.Time, before)
+			return nil, fmt.Errorf("%w: batch %d is pending, truncation before %d would drop it", ErrTruncatePending, b.Time, before)
+		}
+		for _, e := range b.Blocks {
+			dropped = append(dropped, e.Ref)
 		}
 	}
 	s.batches = append([]Batch(nil), s.batches[n:]...)
@@ -216,7 +262,7 @@ func (s *state) truncate(before int64) error {
 		s.batches = nil
 	}
 	s.truncatedBefore = before
-	return nil
+	return dropped, nil
 }
 
 // validate checks what rule 1 requires of the event alone.
@@ -278,6 +324,10 @@ type fsm struct {
 	// persisted receives (without blocking) after each snapshot Persist
 	// that succeeded; tests wait on it.
 	persisted chan struct{}
+	// onTruncate, when set, is called after a Truncated entry applied,
+	// outside the lock, on raft's FSM goroutine, with the blocks of the
+	// batches it dropped (Config.OnTruncate).
+	onTruncate func([]BlockRef)
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -316,13 +366,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		events[i] = ev
 	}
+	var dropped []BlockRef
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for i, ev := range events {
 		if ev != nil {
 			res, err := f.mu.st.apply(ev)
 			out[i] = applyResponse{res, err}
 		}
+	}
+	dropped, f.mu.st.dropped = f.mu.st.dropped, nil
+	f.mu.Unlock()
+	if len(dropped) > 0 && f.onTruncate != nil {
+		f.onTruncate(dropped)
 	}
 	return out
 }

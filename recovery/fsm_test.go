@@ -42,7 +42,7 @@ func TestBlockAdded(t *testing.T) {
 		{name: "readded_block_keeps_a_rejected_request_rejected", before: []Event{block(1, req("a", 5)), block(2, req("a", 3))},
 			ev: block(2, req("a", 3)), want: []Status{rej}, skip: []Range{{0, 1}}, blocks: 2},
 		{name: "readded_block_after_its_batch_was_truncated", before: []Event{
-			block(1, req("a", 1)), BatchAllocated{10}, BatchCompleted{Time: 10}, Truncated{11}},
+			block(1, req("a", 1)), BatchAllocated{Time: 10}, BatchCompleted{Time: 10}, Truncated{Before: 11}},
 			ev: block(1, req("a", 1)), want: []Status{dup}, blocks: 0},
 		{name: "same_seq_on_another_node_is_another_block", before: []Event{block(1)},
 			ev: BlockAdded{Block: BlockRef{"s", "other", 1}, Records: 1}, want: []Status{}, blocks: 2},
@@ -147,7 +147,7 @@ func sameStateBytes(t *testing.T, s *state, want []byte) {
 
 // Rules 2-4 (fsm.go): batches.
 func TestBatchEvents(t *testing.T) {
-	base := []Event{block(1, req("a", 1)), BatchAllocated{10}, block(2, req("a", 2)), BatchAllocated{20}, block(3)}
+	base := []Event{block(1, req("a", 1)), BatchAllocated{Time: 10}, block(2, req("a", 2)), BatchAllocated{Time: 20}, block(3)}
 	cases := []struct {
 		name    string
 		evs     []Event // after base; the last may fail
@@ -156,25 +156,34 @@ func TestBatchEvents(t *testing.T) {
 		done    []int64 // completed times after
 		unalloc int
 	}{
-		{name: "allocate_takes_every_unallocated_block", evs: []Event{BatchAllocated{30}}, batches: []int64{10, 20, 30}},
-		{name: "allocate_empty_batch", evs: []Event{BatchAllocated{30}, BatchAllocated{40}}, batches: []int64{10, 20, 30, 40}},
-		{name: "allocate_existing_is_idempotent", evs: []Event{BatchAllocated{20}}, batches: []int64{10, 20}, unalloc: 1},
-		{name: "allocate_unknown_older_time", evs: []Event{BatchAllocated{15}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
-		{name: "allocate_time_zero", evs: []Event{BatchAllocated{0}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
+		{name: "allocate_takes_every_unallocated_block", evs: []Event{BatchAllocated{Time: 30}}, batches: []int64{10, 20, 30}},
+		{name: "allocate_empty_batch", evs: []Event{BatchAllocated{Time: 30}, BatchAllocated{Time: 40}}, batches: []int64{10, 20, 30, 40}},
+		{name: "allocate_existing_is_idempotent", evs: []Event{BatchAllocated{Time: 20}}, batches: []int64{10, 20}, unalloc: 1},
+		{name: "allocate_unknown_older_time", evs: []Event{BatchAllocated{Time: 15}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
+		{name: "allocate_time_zero", evs: []Event{BatchAllocated{Time: 0}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
 		{name: "complete_in_order", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}}, batches: []int64{10, 20}, done: []int64{10, 20}, unalloc: 1},
 		{name: "complete_is_idempotent", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 10}}, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
 		{name: "complete_out_of_order", evs: []Event{BatchCompleted{Time: 20}}, err: ErrBatchOrder, batches: []int64{10, 20}, unalloc: 1},
 		{name: "complete_unknown", evs: []Event{BatchCompleted{Time: 15}}, err: ErrUnknownBatch, batches: []int64{10, 20}, unalloc: 1},
 		{name: "complete_unallocated_future", evs: []Event{BatchCompleted{Time: 30}}, err: ErrUnknownBatch, batches: []int64{10, 20}, unalloc: 1},
-		{name: "truncate_drops_completed", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}}, batches: []int64{20}, unalloc: 1},
-		{name: "truncate_is_idempotent", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}, Truncated{11}, Truncated{5}}, batches: []int64{20}, unalloc: 1},
-		{name: "truncate_pending", evs: []Event{BatchCompleted{Time: 10}, Truncated{21}}, err: ErrTruncatePending, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
-		{name: "truncate_ahead_of_allocations", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{30}}, unalloc: 1},
-		{name: "allocate_behind_truncation_point", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{30}, BatchAllocated{25}}, err: ErrBatchOrder, unalloc: 1},
-		{name: "allocate_at_truncation_point", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{30}, BatchAllocated{30}}, batches: []int64{30}},
-		{name: "truncate_everything_completed", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{21}}, unalloc: 1},
-		{name: "complete_truncated", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}, BatchCompleted{Time: 10}}, err: ErrUnknownBatch, batches: []int64{20}, unalloc: 1},
-		{name: "allocate_truncated", evs: []Event{BatchCompleted{Time: 10}, Truncated{11}, BatchAllocated{10}}, err: ErrBatchOrder, batches: []int64{20}, unalloc: 1},
+		{name: "truncate_drops_completed", evs: []Event{BatchCompleted{Time: 10}, Truncated{Before: 11}}, batches: []int64{20}, unalloc: 1},
+		{name: "truncate_is_idempotent", evs: []Event{BatchCompleted{Time: 10}, Truncated{Before: 11}, Truncated{Before: 11}, Truncated{Before: 5}}, batches: []int64{20}, unalloc: 1},
+		{name: "truncate_pending", evs: []Event{BatchCompleted{Time: 10}, Truncated{Before: 21}}, err: ErrTruncatePending, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
+		{name: "truncate_ahead_of_allocations", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{Before: 30}}, unalloc: 1},
+		{name: "allocate_behind_truncation_point", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{Before: 30}, BatchAllocated{Time: 25}}, err: ErrBatchOrder, unalloc: 1},
+		{name: "allocate_at_truncation_point", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{Before: 30}, BatchAllocated{Time: 30}}, batches: []int64{30}},
+		{name: "truncate_everything_completed", evs: []Event{BatchCompleted{Time: 10}, BatchCompleted{Time: 20}, Truncated{Before: 21}}, unalloc: 1},
+		{name: "complete_truncated", evs: []Event{BatchCompleted{Time: 10}, Truncated{Before: 11}, BatchCompleted{Time: 10}}, err: ErrUnknownBatch, batches: []int64{20}, unalloc: 1},
+		{name: "allocate_truncated", evs: []Event{BatchCompleted{Time: 10}, Truncated{Before: 11}, BatchAllocated{Time: 10}}, err: ErrBatchOrder, batches: []int64{20}, unalloc: 1},
+		// Rule 7: fencing by the driver's epoch.
+		{name: "driver_started_then_own_epoch_commits", evs: []Event{DriverStarted{Epoch: 5, Node: "n2"}, BatchCompleted{Time: 10, Epoch: 5}}, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
+		{name: "deposed_driver_cannot_complete", evs: []Event{DriverStarted{Epoch: 5, Node: "n2"}, BatchCompleted{Time: 10, Epoch: 4}}, err: ErrFenced, batches: []int64{10, 20}, unalloc: 1},
+		{name: "deposed_driver_cannot_allocate", evs: []Event{DriverStarted{Epoch: 5, Node: "n2"}, BatchAllocated{Time: 30, Epoch: 3}}, err: ErrFenced, batches: []int64{10, 20}, unalloc: 1},
+		{name: "deposed_driver_cannot_truncate", evs: []Event{BatchCompleted{Time: 10}, DriverStarted{Epoch: 5, Node: "n2"}, Truncated{Before: 11, Epoch: 4}}, err: ErrFenced, batches: []int64{10, 20}, done: []int64{10}, unalloc: 1},
+		{name: "older_driver_cannot_start", evs: []Event{DriverStarted{Epoch: 5, Node: "n2"}, DriverStarted{Epoch: 4, Node: "n1"}}, err: ErrFenced, batches: []int64{10, 20}, unalloc: 1},
+		{name: "same_epoch_other_node_cannot_start", evs: []Event{DriverStarted{Epoch: 5, Node: "n2"}, DriverStarted{Epoch: 5, Node: "n1"}}, err: ErrFenced, batches: []int64{10, 20}, unalloc: 1},
+		{name: "driver_started_is_idempotent", evs: []Event{DriverStarted{Epoch: 5, Node: "n2"}, DriverStarted{Epoch: 5, Node: "n2"}}, batches: []int64{10, 20}, unalloc: 1},
+		{name: "newer_epoch_commits", evs: []Event{DriverStarted{Epoch: 5, Node: "n2"}, BatchAllocated{Time: 30, Epoch: 6}}, batches: []int64{10, 20, 30}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -219,9 +228,9 @@ func checkBatches(t *testing.T, v View, times, done []int64) {
 func TestAllocationContents(t *testing.T) {
 	s := newState()
 	applyOK(t, s, block(1), block(3), block(2))
-	res := applyOK(t, s, BatchAllocated{10})
+	res := applyOK(t, s, BatchAllocated{Time: 10})
 	applyOK(t, s, block(4))
-	again := applyOK(t, s, BatchAllocated{10})
+	again := applyOK(t, s, BatchAllocated{Time: 10})
 	if !reflect.DeepEqual(res.Batch, again.Batch) {
 		t.Fatalf("re-allocation %+v, first %+v", again.Batch, res.Batch)
 	}
@@ -242,7 +251,7 @@ func TestAllocationContents(t *testing.T) {
 // long gone is still a Duplicate.
 func TestProducersOutliveTruncation(t *testing.T) {
 	s := newState()
-	applyOK(t, s, block(1, req("a", 1)), BatchAllocated{10}, BatchCompleted{Time: 10}, Truncated{11})
+	applyOK(t, s, block(1, req("a", 1)), BatchAllocated{Time: 10}, BatchCompleted{Time: 10}, Truncated{Before: 11})
 	res := applyOK(t, s, block(2, req("a", 1)))
 	if res.Requests[0].Status != Duplicate {
 		t.Fatalf("retry after truncation: %v", res.Requests[0].Status)
@@ -256,7 +265,7 @@ func TestProducersOutliveTruncation(t *testing.T) {
 // does not change the state.
 func TestViewIsACopy(t *testing.T) {
 	s := newState()
-	applyOK(t, s, block(1, req("a", 1), req("a", 1)), BatchAllocated{10})
+	applyOK(t, s, block(1, req("a", 1), req("a", 1)), BatchAllocated{Time: 10})
 	v := s.view()
 	v.Batches[0].Blocks[0].Skip[0].Count = 99
 	v.Batches[0].Completed = true

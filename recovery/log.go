@@ -56,9 +56,16 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{cfg: cfg, fsm: newFSM(cfg.Logger)}
+	l.fsm.onTruncate = cfg.OnTruncate
 	if err := l.start(); err != nil {
 		l.closeAll()
 		return nil, err
+	}
+	if len(cfg.Peers) > 0 {
+		if err := l.checkPeers(); err != nil {
+			return nil, errors.Join(err, l.Close())
+		}
+		return l, nil
 	}
 	if err := l.awaitReady(ctx); err != nil {
 		return nil, errors.Join(err, l.Close())
@@ -130,6 +137,12 @@ func (l *Log) bootstrap(snaps raft.SnapshotStore) error {
 	conf := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(l.cfg.NodeID), Address: l.trans.LocalAddr(),
 	}}}
+	if len(l.cfg.Peers) > 0 {
+		conf.Servers = nil
+		for _, p := range l.cfg.Peers {
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+		}
+	}
 	if err := raft.BootstrapCluster(l.cfg.raftConfig(), l.store, l.store, snaps, l.trans, conf); err != nil {
 		return fmt.Errorf("recovery: bootstrap %s: %w", l.cfg.Dir, err)
 	}

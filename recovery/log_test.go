@@ -131,10 +131,10 @@ func waitPersisted(t testing.TB, l *Log) {
 func TestApplyErrors(t *testing.T) {
 	l := openLog(t, testConfig(t.TempDir()))
 	ctx := context.Background()
-	if _, err := l.Apply(ctx, BatchAllocated{10}); err != nil {
+	if _, err := l.Apply(ctx, BatchAllocated{Time: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Apply(ctx, BatchAllocated{5}); !errors.Is(err, ErrBatchOrder) {
+	if _, err := l.Apply(ctx, BatchAllocated{Time: 5}); !errors.Is(err, ErrBatchOrder) {
 		t.Fatalf("older batch: %v", err)
 	}
 	if _, err := l.Apply(ctx, nil); !errors.Is(err, ErrInvalidEvent) {
@@ -142,16 +142,16 @@ func TestApplyErrors(t *testing.T) {
 	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := l.Apply(done, BatchAllocated{20}); !errors.Is(err, context.Canceled) {
+	if _, err := l.Apply(done, BatchAllocated{Time: 20}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled ctx: %v", err)
 	}
 	expired, cancel2 := context.WithDeadline(ctx, time.Now().Add(-time.Second))
 	defer cancel2()
-	if _, err := l.Apply(expired, BatchAllocated{20}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := l.Apply(expired, BatchAllocated{Time: 20}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("expired ctx: %v", err)
 	}
 	closeLog(t, l)
-	if _, err := l.Apply(ctx, BatchAllocated{20}); !errors.Is(err, ErrClosed) {
+	if _, err := l.Apply(ctx, BatchAllocated{Time: 20}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after close: %v", err)
 	}
 	if err := l.Close(); err != nil {
@@ -197,7 +197,7 @@ func TestConcurrentApplyViewClose(t *testing.T) {
 		}()
 	}
 	for i := int64(1); i <= 20; i++ {
-		if _, err := l.Apply(ctx, BatchAllocated{i}); err != nil {
+		if _, err := l.Apply(ctx, BatchAllocated{Time: i}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -101,7 +101,7 @@ func TestSnapshotRefused(t *testing.T) {
 // out of order.
 func brokenSnapshot(t *testing.T) []byte {
 	s := newState()
-	applyOK(t, s, BatchAllocated{10}, BatchAllocated{20})
+	applyOK(t, s, BatchAllocated{Time: 10}, BatchAllocated{Time: 20})
 	s.batches[0], s.batches[1] = s.batches[1], s.batches[0]
 	return encoded(t, s)
 }

@@ -32,6 +32,12 @@ type state struct {
 	checkpoints []CheckpointRef
 	// fingerprint: the application's graph, once recorded.
 	fingerprint *FingerprintSet
+	// epoch and driver: the newest DriverStarted.
+	epoch  uint64
+	driver string
+	// dropped: the blocks of the batches truncations dropped since the fsm
+	// last took them (for Config.OnTruncate); not part of the state.
+	dropped []BlockRef
 }
 
 // source is a receiver: the blocks of one stream cut on one node.
@@ -62,6 +68,8 @@ func (s *state) view() View {
 		TruncatedBefore: s.truncatedBefore,
 		producers:       make(map[string]seqSet, len(s.producers)),
 		Checkpoints:     append([]CheckpointRef(nil), s.checkpoints...),
+		Epoch:           s.epoch,
+		Driver:          s.driver,
 	}
 	if s.fingerprint != nil {
 		fp := *s.fingerprint
@@ -93,6 +101,8 @@ type stateImage struct {
 	Blocks          []sourceImage   `msgpack:"k"`
 	Checkpoints     []CheckpointRef `msgpack:"ck,omitempty"`
 	Fingerprint     *FingerprintSet `msgpack:"fp,omitempty"`
+	Epoch           uint64          `msgpack:"ep,omitempty"`
+	Driver          string          `msgpack:"dr,omitempty"`
 }
 
 type producerImage struct {
@@ -115,6 +125,8 @@ func (s *state) image() stateImage {
 		TruncatedBefore: s.truncatedBefore,
 		Checkpoints:     s.checkpoints,
 		Fingerprint:     s.fingerprint,
+		Epoch:           s.epoch,
+		Driver:          s.driver,
 	}
 	for p, set := range s.producers {
 		img.Producers = append(img.Producers, producerImage{p, set})
@@ -148,6 +160,7 @@ func stateFromImage(img stateImage) *state {
 		s.checkpoints = img.Checkpoints
 	}
 	s.fingerprint = img.Fingerprint
+	s.epoch, s.driver = img.Epoch, img.Driver
 	for _, p := range img.Producers {
 		s.producers[p.Producer] = canonSeqs(p.Seqs)
 	}
@@ -164,6 +177,9 @@ func canonEntries(in []BlockEntry) []BlockEntry {
 	for i := range in {
 		if len(in[i].Skip) == 0 {
 			in[i].Skip = nil
+		}
+		if len(in[i].Replicas) == 0 {
+			in[i].Replicas = nil
 		}
 	}
 	return in

@@ -55,6 +55,8 @@ type BlockEntry struct {
 	Records int      `msgpack:"n"`
 	Bytes   int64    `msgpack:"b"`
 	Skip    []Range  `msgpack:"s,omitempty"`
+	// Replicas: the other nodes holding a copy (BlockAdded.Replicas).
+	Replicas []string `msgpack:"rp,omitempty"`
 }
 
 // Counted is the number of records of the block that count: Records less
@@ -89,6 +91,9 @@ type View struct {
 	Checkpoints []CheckpointRef
 	// Fingerprint is the application's graph as recorded, nil if never.
 	Fingerprint *FingerprintSet
+	// Epoch and Driver: the newest DriverStarted (0 and "" if none).
+	Epoch  uint64
+	Driver string
 
 	producers map[string]seqSet
 }
@@ -138,6 +143,9 @@ func cloneEntries(in []BlockEntry) []BlockEntry {
 	out := make([]BlockEntry, len(in))
 	for i, e := range in {
 		out[i] = e
+		if e.Replicas != nil {
+			out[i].Replicas = append([]string(nil), e.Replicas...)
+		}
 		if e.Skip != nil {
 			out[i].Skip = append([]Range(nil), e.Skip...)
 		}
