@@ -227,6 +227,11 @@ func (d *Dir) publish(name, tmp string) error {
 // checked when not empty), that every listed file has its size and CRC,
 // and that data/ holds no other file. It reads every byte of the copy.
 func (d *Dir) Verify(ref Ref, want Meta) (Manifest, error) {
+	return d.verifyLocked(ref, want)
+}
+
+// verifyLocked is Verify; it takes no lock, so Install can call it.
+func (d *Dir) verifyLocked(ref Ref, want Meta) (Manifest, error) {
 	m, err := d.check(ref, want)
 	if err != nil {
 		return Manifest{}, err
