@@ -32,13 +32,13 @@ func (st *storage) maybeCheckpoint(c *Context, t Time) *recovery.CheckpointRef {
 		return nil
 	}
 	c.log.Debug("checkpoint written", "name", ref.Name, "as_of", Time(applied))
-	return &recovery.CheckpointRef{Time: ref.Time, Name: ref.Name, Sum: ref.Sum}
+	return &recovery.CheckpointRef{Time: ref.Time, Name: ref.Name, Sum: ref.Sum, Node: st.node}
 }
 
 // finalCheckpoint checkpoints the last committed state at a graceful
 // stop, referenced from the last completed batch, so that a restart finds
 // a checkpoint of exactly the state it stopped with.
-func (st *storage) finalCheckpoint(c *Context) error {
+func (st *storage) finalCheckpoint(c *Context, epoch uint64) error {
 	applied, err := st.state.Applied()
 	if err != nil || applied == 0 {
 		return err
@@ -58,7 +58,8 @@ func (st *storage) finalCheckpoint(c *Context) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ev := recovery.BatchCompleted{Time: applied, Checkpoint: &recovery.CheckpointRef{Time: ref.Time, Name: ref.Name, Sum: ref.Sum}}
+	ev := recovery.BatchCompleted{Time: applied, Epoch: epoch,
+		Checkpoint: &recovery.CheckpointRef{Time: ref.Time, Name: ref.Name, Sum: ref.Sum, Node: st.node}}
 	if _, err := st.meta.Apply(ctx, ev); err != nil {
 		return fmt.Errorf("engine: recording the checkpoint at stop: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config configures a Context. Start from DefaultConfig; Validate reports
@@ -63,6 +65,15 @@ type Config struct {
 	// data directory written by another one, when the change keeps the
 	// state layout (a new output operation, a changed print count).
 	AllowCompatibleUpgrade bool
+	// Cluster, when set, makes the context one node of a cluster: the
+	// metadata log is a raft group of Cluster.Peers, blocks are copied to
+	// other nodes, and the driver runs on the leader only (cluster.go).
+	// Nil: a cluster of one.
+	Cluster *ClusterConfig
+	// FS is the filesystem of DataDir; nil is the disk. Another one (an
+	// in-memory, crashable one) is for simulations: the data directory is
+	// then not locked, and raft's snapshots are kept in memory.
+	FS vfs.FS
 }
 
 // DefaultConfig returns a configuration with every default set and a batch
@@ -142,6 +153,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("engine: state cache %d bytes must be 0 (the default, 64 MiB) or more", c.StateCacheBytes)
 	case c.MaxLineBytes < 0:
 		return fmt.Errorf("engine: max line bytes %d must be at least 1 (0 means the default, 1 MiB)", c.MaxLineBytes)
+	case c.Cluster != nil && c.DataDir == "":
+		return fmt.Errorf("engine: a cluster node needs a data directory (DataDir)")
+	}
+	if c.Cluster != nil {
+		return c.Cluster.validate(c.NodeID)
 	}
 	return nil
 }

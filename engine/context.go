@@ -53,6 +53,10 @@ type Context struct {
 	ingesting sync.WaitGroup // Ingest calls admitted while active
 	lines     []string       // graphLines, set by Start
 	stLines   []string       // stateLines, set by Start
+	node      *clusterNode   // set by Start in a cluster (Config.Cluster)
+	// replicaMu serialises the state replica's writers (deltas arriving,
+	// the replica loop applying them) with the driver taking the store over.
+	replicaMu sync.Mutex
 }
 
 // NewContext returns a Context for cfg, with zero fields set to their
@@ -154,13 +158,25 @@ func (c *Context) Start() error {
 	case stopped:
 		return ErrStopped
 	}
+	if c.cfg.Cluster != nil {
+		for _, in := range c.inputs {
+			if _, ok := in.(memoryInput); ok {
+				return fmt.Errorf("engine: input %s keeps its data in memory, so another node could not take it over: a cluster reads receivers, ingest streams, directories and Kafka", in.name())
+			}
+		}
+		c.node = newClusterNode(c)
+	}
 	sto, err := openStorage(c)
 	if err != nil {
+		c.node = nil
 		return err
 	}
 	sto.blocks = timeAppends(sto.blocks) // for WALLatency (wal_timing.go)
 	c.storage = sto
 	c.lines, c.stLines = lines, stLines
+	if c.node != nil {
+		return c.startNode(fingerprint)
+	}
 	c.sched = newScheduler(c, c.inputs, c.outputs, c.ops)
 	if err := c.sched.start(); err != nil {
 		c.storage.close()
@@ -192,9 +208,14 @@ func (c *Context) Stop(ctx context.Context, graceful bool) error {
 		return nil
 	}
 	c.ingesting.Wait() // no new one is admitted: the state is stopped
+	if c.node != nil {
+		err := c.stopNode(ctx, graceful)
+		c.bus.stop()
+		return errors.Join(err, c.storage.close())
+	}
 	err := s.stop(ctx, graceful)
 	if graceful && err == nil && s.failure() == nil {
-		err = c.storage.finalCheckpoint(c)
+		err = c.storage.finalCheckpoint(c, s.epoch)
 	}
 	c.bus.stop()
 	return errors.Join(err, c.storage.close())
@@ -204,8 +225,16 @@ func (c *Context) Stop(ctx context.Context, graceful bool) error {
 // batch, and returns the failure if there was one; or until ctx is done.
 func (c *Context) AwaitTermination(ctx context.Context) error {
 	c.mu.Lock()
-	s := c.sched
+	s, n := c.sched, c.node
 	c.mu.Unlock()
+	if n != nil {
+		select {
+		case <-n.done:
+			return n.failure()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if s == nil {
 		return errors.New("engine: AwaitTermination before Start")
 	}

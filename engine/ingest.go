@@ -118,6 +118,8 @@ func (c *Context) Ingest(ctx context.Context, stream, producer string, seq uint6
 		return res, fmt.Errorf("%w: %q", ErrUnknownStream, stream)
 	case state != active:
 		return res, ErrNotRunning
+	case c.node != nil && !c.node.ready():
+		return res, fmt.Errorf("%w: this node is catching up with the cluster's metadata log; retry shortly, or send to another node", ErrNotRunning)
 	}
 	unlock := c.producers.lock(producer)
 	defer unlock()

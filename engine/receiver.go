@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -232,10 +233,19 @@ func (s *receiverStream) storeBlock(ctx context.Context, records []string, reqs 
 	for _, r := range records {
 		bytes += int64(len(r))
 	}
-	res, err := sto.meta.Apply(ctx, recovery.BlockAdded{
+	ev := recovery.BlockAdded{
 		Block:   recovery.BlockRef{Stream: id.Stream, Node: id.Node, Seq: id.Seq},
 		Records: len(records), Bytes: bytes, Requests: reqs,
-	})
+	}
+	var res recovery.Result
+	var err error
+	if n := s.c.node; n != nil {
+		if ev.Replicas, err = n.replicate(ctx, wal.Block{ID: id, Records: records}); err == nil {
+			res, err = n.applyAnywhere(ctx, ev)
+		}
+	} else {
+		res, err = sto.meta.Apply(ctx, ev)
+	}
 	if err != nil {
 		err = fmt.Errorf("%w: registering block %v: %w", ErrStorageFailed, id, err)
 		if ctx.Err() == nil { // a stop, or a caller giving up, is not the source's error
@@ -256,6 +266,9 @@ func (s *receiverStream) readBlocks(b *batchRun, entries []recovery.BlockEntry) 
 	err := b.exec.runE(b.t, s.op.label(), len(entries), func(i int) error {
 		e := entries[i]
 		got, err := s.c.storage.blocks.Read(wal.BlockID{Stream: e.Ref.Stream, Node: e.Ref.Node, Seq: e.Ref.Seq})
+		if errors.Is(err, wal.ErrNotFound) && s.c.node != nil {
+			got, err = s.c.node.fetchBlock(context.Background(), e)
+		}
 		if err != nil {
 			return fmt.Errorf("reading block %s/%s/%d of the batch: %w", e.Ref.Stream, e.Ref.Node, e.Ref.Seq, err)
 		}

@@ -31,6 +31,14 @@ type batchRun struct {
 type scheduler struct {
 	c       *Context
 	inputs  []inputStream
+	owned   []inputStream // the inputs it starts and stops (in a cluster, not the ingest streams)
+	epoch   uint64        // the driver's epoch, stamped on its batch events (DriverStarted)
+	// tookOver: when this driver's node began taking over (zero for the
+	// first driver of a single node); the first batch it completes logs
+	// the time since.
+	tookOver time.Time
+	stopOnceGuard sync.Once
+	stopErr       error
 	outputs []*outputOp
 	ops     []*opNode
 	forced  []*opNode // stateful or remembered: computed at every valid time
@@ -52,7 +60,7 @@ type scheduler struct {
 }
 
 func newScheduler(c *Context, inputs []inputStream, outputs []*outputOp, ops []*opNode) *scheduler {
-	s := &scheduler{c: c, inputs: inputs, outputs: outputs, ops: ops,
+	s := &scheduler{c: c, inputs: inputs, owned: inputs, outputs: outputs, ops: ops,
 		genDone: make(chan struct{}), stopping: make(chan struct{}), done: make(chan struct{}),
 		wake: make(chan struct{}, 1)}
 	for _, o := range ops {
@@ -70,17 +78,39 @@ func newScheduler(c *Context, inputs []inputStream, outputs []*outputOp, ops []*
 // last allocated one, so the times missed while no driver ran are
 // generated too (empty where no block arrived) and windows stay aligned.
 func (s *scheduler) start() error {
+	if s.c.node == nil {
+		if err := s.startDriver(); err != nil {
+			return err
+		}
+	}
 	first, err := s.recover()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancelGen = cancel
-	for _, in := range s.inputs {
+	for _, in := range s.owned {
 		in.start(ctx)
 	}
 	go s.generate(ctx, first)
 	go s.run()
+	return nil
+}
+
+// startDriver records DriverStarted with raft's term as this driver's
+// epoch, for a single node (a cluster node does it in drive). A log
+// without terms (a test's) is not fenced.
+func (s *scheduler) startDriver() error {
+	t, ok := s.c.storage.meta.(interface{ Term() uint64 })
+	if !ok {
+		return nil
+	}
+	s.epoch = t.Term()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.c.storage.meta.Apply(ctx, recovery.DriverStarted{Epoch: s.epoch, Node: s.c.cfg.NodeID}); err != nil {
+		return fmt.Errorf("engine: recording the driver's start: %w", err)
+	}
 	return nil
 }
 
@@ -116,7 +146,7 @@ func (s *scheduler) recover() (Time, error) {
 		s.c.log.Info("re-running batches allocated before the restart and not completed",
 			"batches", n, "first", s.mu.queue[replays].t, "last", s.mu.queue[len(s.mu.queue)-1].t)
 	}
-	if err := s.c.storage.collectGarbage(view, s.receivers()); err != nil {
+	if err := s.c.storage.collectGarbage(view, s.receivers(), s.c.node == nil); err != nil {
 		return 0, err
 	}
 	d := s.c.cfg.BatchDuration
@@ -138,7 +168,7 @@ func (s *scheduler) adjustRates(b *batchRun) {
 
 func (s *scheduler) receivers() []*receiverStream {
 	var out []*receiverStream
-	for _, in := range s.inputs {
+	for _, in := range s.owned {
 		if r, ok := in.(*receiverStream); ok {
 			out = append(out, r)
 		}
@@ -189,7 +219,7 @@ func (s *scheduler) endGeneration() {
 // gives it every block registered and not yet allocated; inputs that keep
 // their data in memory (queues, directories) allocate theirs themselves.
 func (s *scheduler) allocate(ctx context.Context, t Time) (*batchRun, error) {
-	res, err := s.c.storage.meta.Apply(ctx, recovery.BatchAllocated{Time: int64(t)})
+	res, err := s.c.storage.meta.Apply(ctx, recovery.BatchAllocated{Time: int64(t), Epoch: s.epoch})
 	if err != nil {
 		return nil, fmt.Errorf("engine: allocating batch %v: %w", t, err)
 	}
@@ -295,6 +325,10 @@ func (s *scheduler) execute(b *batchRun) error {
 	if err != nil {
 		return fmt.Errorf("engine: batch %v failed: %w", b.t, err)
 	}
+	if !s.tookOver.IsZero() && !b.replay {
+		s.c.log.Info("the new driver completed its first batch", "batch", b.t, "since_takeover", time.Since(s.tookOver).Round(time.Millisecond), "epoch", s.epoch)
+		s.tookOver = time.Time{}
+	}
 	s.c.log.Debug("batch completed", "time", b.t, "records", b.info.Records, "replay", b.replay,
 		"scheduling_delay", b.info.SchedulingDelay(), "processing", b.info.ProcessingDelay())
 	return nil
@@ -315,6 +349,10 @@ func (s *scheduler) execute(b *batchRun) error {
 // crash after 4 redoes the delta at start. A replayed batch (completed
 // before, re-run to rebuild the state) skips 3, 4 and 6.
 func (s *scheduler) runBatch(b *batchRun) error {
+	prev, err := s.c.storage.state.Applied()
+	if err != nil {
+		return err
+	}
 	st, err := s.c.storage.state.Begin(int64(b.t))
 	if err != nil {
 		return err
@@ -338,6 +376,14 @@ func (s *scheduler) runBatch(b *batchRun) error {
 	if b.replay {
 		return st.Apply()
 	}
+	if n := s.c.node; n != nil {
+		data, err := st.Export()
+		if err != nil {
+			st.Abort()
+			return err
+		}
+		n.shipDelta(s.epoch, b.t, Time(prev), data)
+	}
 	ref := s.c.storage.maybeCheckpoint(s.c, b.t)
 	if err := s.complete(b.t, ref); err != nil {
 		st.Abort()
@@ -352,7 +398,7 @@ func (s *scheduler) runBatch(b *batchRun) error {
 	if ref != nil {
 		s.c.storage.retainCheckpoints(s.c)
 	}
-	return s.c.storage.truncate(ctx, s.horizon(b.t), 10*s.c.cfg.BatchDuration, s.c.cfg.BatchDuration)
+	return s.c.storage.truncate(ctx, s.epoch, s.horizon(b.t), 10*s.c.cfg.BatchDuration, s.c.cfg.BatchDuration)
 }
 
 // complete records BatchCompleted{t} once the batch's outputs and state
@@ -361,7 +407,7 @@ func (s *scheduler) complete(t Time, ref *recovery.CheckpointRef) error {
 	failpoint(FailBeforeBatchCompleted)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := s.c.storage.meta.Apply(ctx, recovery.BatchCompleted{Time: int64(t), Checkpoint: ref}); err != nil {
+	if _, err := s.c.storage.meta.Apply(ctx, recovery.BatchCompleted{Time: int64(t), Checkpoint: ref, Epoch: s.epoch}); err != nil {
 		return fmt.Errorf("engine: recording batch %v completed: %w", t, err)
 	}
 	return nil
@@ -416,7 +462,7 @@ func (s *scheduler) fail(err error) {
 	s.mu.err = err
 	s.mu.Unlock()
 	s.cancelGen()
-	for _, in := range s.inputs {
+	for _, in := range s.owned {
 		in.stop(false)
 	}
 }
@@ -431,8 +477,15 @@ func (s *scheduler) failure() error {
 // goes on until a batch has taken everything they received, and every
 // queued batch runs. Otherwise generation stops now, the running batch
 // finishes and queued ones are dropped.
+// stopOnce is stop, for callers that may race to stop one scheduler: the
+// second caller waits for and returns the first one's result.
+func (s *scheduler) stopOnce(ctx context.Context, graceful bool) error {
+	s.stopOnceGuard.Do(func() { s.stopErr = s.stop(ctx, graceful) })
+	return s.stopErr
+}
+
 func (s *scheduler) stop(ctx context.Context, graceful bool) error {
-	for _, in := range s.inputs {
+	for _, in := range s.owned {
 		in.stop(graceful)
 	}
 	s.mu.Lock()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -135,6 +136,15 @@ func (st *storage) restore(c *Context, dir string, opts state.Options, view reco
 		if !st.replayable(c, view, Time(ref.Time)) {
 			tried = append(tried, fmt.Sprintf("%s: older than the batches the log holds", ref.Name))
 			continue
+		}
+		if c.node != nil && r.Node != "" && r.Node != st.node {
+			// Written by another node: copy it here first (a copy made
+			// earlier verifies without fetching).
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			if err := c.node.fetchCheckpoint(ctx, r.Node, ref); err != nil {
+				c.log.Warn("copying a checkpoint from the node that wrote it failed", "checkpoint", ref.Name, "node", r.Node, "err", err)
+			}
+			cancel()
 		}
 		if _, err := st.ckpts.Verify(ref, st.ckptMeta); err != nil {
 			c.log.Error("a checkpoint the metadata log references is not valid; trying an older one", "checkpoint", ref.Name, "err", err)

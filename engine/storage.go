@@ -69,15 +69,22 @@ func openStorage(c *Context) (*storage, error) {
 	if cfg.DataDir == "" {
 		return openMemoryStorage(c)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	fs, unlock := cfg.FS, func() {}
+	if fs == nil {
+		fs = vfs.Default
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("engine: data directory %s: %w", cfg.DataDir, err)
+		}
+		var err error
+		if unlock, err = lockDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	} else if err := fs.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("engine: data directory %s: %w", cfg.DataDir, err)
 	}
-	unlock, err := lockDir(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	s := &storage{node: cfg.NodeID, unlock: unlock, fs: vfs.Default, dir: cfg.DataDir}
-	opts := wal.Options{Logger: c.log}
+	s := &storage{node: cfg.NodeID, unlock: unlock, fs: fs, dir: cfg.DataDir}
+	opts := wal.Options{Logger: c.log, FS: fs}
+	var err error
 	if failpointSet(FailAfterWALWrite) {
 		opts.AfterWrite = func() { failpoint(FailAfterWALWrite) }
 	}
@@ -87,7 +94,16 @@ func openStorage(c *Context) (*storage, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	meta, err := recovery.Open(ctx, recovery.Config{Dir: filepath.Join(cfg.DataDir, "meta"), NodeID: cfg.NodeID, Logger: c.log})
+	mcfg := recovery.Config{Dir: filepath.Join(cfg.DataDir, "meta"), NodeID: cfg.NodeID, Logger: c.log}
+	if cfg.FS != nil {
+		mcfg.FS, mcfg.Snapshots = cfg.FS, raft.NewInmemSnapshotStore()
+		mcfg.SnapshotThreshold = 1 << 40 // snapshots would not survive a simulated crash
+	}
+	if cc := cfg.Cluster; cc != nil {
+		mcfg.Transport, mcfg.Peers, mcfg.OnTruncate = cc.Network.Raft(), cc.Peers, c.node.onTruncate
+		mcfg.HeartbeatTimeout, mcfg.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
+	}
+	meta, err := recovery.Open(ctx, mcfg)
 	if err != nil {
 		s.blocks.Close()
 		unlock()
@@ -177,7 +193,10 @@ func lockDir(dir string) (func(), error) {
 // registered, so never acknowledged; or left behind by a truncation cut
 // short), and sets each receiver's next block sequence past every block
 // this node stored.
-func (st *storage) collectGarbage(view recovery.View, receivers []*receiverStream) error {
+//
+// In a cluster the driver runs it at takeover with deleteOrphans false:
+// other nodes' blocks may be on their way to being registered.
+func (st *storage) collectGarbage(view recovery.View, receivers []*receiverStream, deleteOrphans bool) error {
 	referenced := make(map[wal.BlockID]bool)
 	last := make(map[string]uint64)
 	note := func(ref recovery.BlockRef) {
@@ -208,7 +227,7 @@ func (st *storage) collectGarbage(view recovery.View, receivers []*receiverStrea
 	if err != nil {
 		return fmt.Errorf("engine: reading the write-ahead log at start: %w", err)
 	}
-	if len(orphans) > 0 {
+	if len(orphans) > 0 && deleteOrphans {
 		if err := st.blocks.Delete(orphans); err != nil {
 			return fmt.Errorf("engine: deleting %d unregistered blocks: %w", len(orphans), err)
 		}
@@ -231,7 +250,7 @@ func (st *storage) collectGarbage(view recovery.View, receivers []*receiverStrea
 // The horizon never passes the oldest checkpoint the log references (plus
 // one batch): the batches after a checkpoint are what a restore from it
 // re-runs. Without a checkpoint nothing is truncated.
-func (st *storage) truncate(ctx context.Context, horizon Time, every, batch time.Duration) error {
+func (st *storage) truncate(ctx context.Context, epoch uint64, horizon Time, every, batch time.Duration) error {
 	if horizon.Sub(st.truncatedBefore) < every {
 		return nil
 	}
@@ -252,7 +271,7 @@ func (st *storage) truncate(ctx context.Context, horizon Time, every, batch time
 			ids = append(ids, wal.BlockID{Stream: e.Ref.Stream, Node: e.Ref.Node, Seq: e.Ref.Seq})
 		}
 	}
-	if _, err := st.meta.Apply(ctx, recovery.Truncated{Before: int64(horizon)}); err != nil {
+	if _, err := st.meta.Apply(ctx, recovery.Truncated{Before: int64(horizon), Epoch: epoch}); err != nil {
 		return fmt.Errorf("engine: truncating before %v: %w", horizon, err)
 	}
 	st.truncatedBefore = horizon

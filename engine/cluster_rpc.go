@@ -1,0 +1,353 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sluice-stream/sluice/checkpoint"
+	"github.com/sluice-stream/sluice/engine/rpc"
+	"github.com/sluice-stream/sluice/recovery"
+	"github.com/sluice-stream/sluice/state"
+	"github.com/sluice-stream/sluice/wal"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The engine's calls between nodes. Method names and message fields are
+// part of the wire format between nodes of one release (msgpack maps
+// keyed by the tags below).
+const (
+	methodApply     = "meta.apply"  // forward a BlockAdded to the leader
+	methodBlockPut  = "block.put"   // store a replica of a block
+	methodBlockGet  = "block.get"   // read a block
+	methodDelta     = "state.delta" // a batch's state delta, before it completes
+	methodCkptFiles = "ckpt.files"  // the files of a checkpoint
+	methodCkptRead  = "ckpt.read"   // a chunk of one of them
+	methodStatus    = "node.status" // how a node sees itself, for /api/cluster
+)
+
+// Error codes of the handlers.
+const (
+	codeNotLeader = "not-leader"
+	codeNotFound  = "not-found"
+	codeBehind    = "behind"
+	codeFenced    = "fenced"
+	codeRefused   = "refused"
+)
+
+type blockMsg struct {
+	ID      wal.BlockID `msgpack:"id"`
+	Records []string    `msgpack:"r,omitempty"`
+}
+
+type deltaMsg struct {
+	Epoch uint64 `msgpack:"e"`
+	Time  int64  `msgpack:"t"`
+	Prev  int64  `msgpack:"p"`
+	Data  []byte `msgpack:"d"`
+}
+
+type ckptReadMsg struct {
+	Ref checkpoint.Ref `msgpack:"r"`
+	Rel string         `msgpack:"f"`
+	Off int64          `msgpack:"o"`
+	N   int            `msgpack:"n"`
+}
+
+// NodeStatus is how one node sees itself: GET /api/cluster lists every
+// node's.
+type NodeStatus struct {
+	ID            string    `json:"id" msgpack:"id"`
+	Role          string    `json:"role" msgpack:"ro"` // raft's state: Leader, Follower, Candidate; "unreachable"
+	Term          uint64    `json:"term" msgpack:"te"`
+	Leader        string    `json:"leader" msgpack:"le"`
+	LastContact   time.Time `json:"last_contact,omitzero" msgpack:"lc"`
+	Driving       bool      `json:"driving" msgpack:"dr"`
+	Epoch         uint64    `json:"epoch" msgpack:"ep"`
+	LastCompleted Time      `json:"last_completed" msgpack:"lb"`
+	StateApplied  Time      `json:"state_applied" msgpack:"sa"` // the batch this node's state replica is as of
+	AppliedIndex  uint64    `json:"applied_index" msgpack:"ai"`
+	Error         string    `json:"error,omitempty" msgpack:"er,omitempty"`
+}
+
+func (n *clusterNode) handle() {
+	n.net.Handle(methodApply, n.serveApply)
+	n.net.Handle(methodBlockPut, n.serveBlockPut)
+	n.net.Handle(methodBlockGet, n.serveBlockGet)
+	n.net.Handle(methodDelta, n.serveDelta)
+	n.net.Handle(methodCkptFiles, n.serveCkptFiles)
+	n.net.Handle(methodCkptRead, n.serveCkptRead)
+	n.net.Handle(methodStatus, func(context.Context, string, []byte) ([]byte, error) {
+		return msgpack.Marshal(n.status())
+	})
+}
+
+// serveApply applies a BlockAdded forwarded by another node. Only blocks
+// are forwarded: a driver's events are its own leader's to commit.
+func (n *clusterNode) serveApply(ctx context.Context, from string, body []byte) ([]byte, error) {
+	var data []byte
+	if err := msgpack.Unmarshal(body, &data); err != nil {
+		return nil, rpc.Errorf(codeRefused, "meta.apply does not decode: %v", err)
+	}
+	ev, err := recovery.DecodeEvent(data)
+	if err != nil {
+		return nil, rpc.Errorf(codeRefused, "%v", err)
+	}
+	if _, ok := ev.(recovery.BlockAdded); !ok {
+		return nil, rpc.Errorf(codeRefused, "%s is not forwarded; only BlockAdded is", ev.Type())
+	}
+	meta := n.meta()
+	if !meta.IsLeader() {
+		id, _ := meta.Leader()
+		return nil, rpc.Errorf(codeNotLeader, "%s", id)
+	}
+	res, err := meta.Apply(ctx, ev)
+	if errors.Is(err, recovery.ErrNotLeader) {
+		return nil, rpc.Errorf(codeNotLeader, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&res)
+}
+
+func (n *clusterNode) serveBlockPut(_ context.Context, from string, body []byte) ([]byte, error) {
+	var m blockMsg
+	if err := msgpack.Unmarshal(body, &m); err != nil {
+		return nil, rpc.Errorf(codeRefused, "block.put does not decode: %v", err)
+	}
+	if err := n.c.storage.blocks.Append(wal.Block{ID: m.ID, Records: m.Records}); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (n *clusterNode) serveBlockGet(_ context.Context, from string, body []byte) ([]byte, error) {
+	var m blockMsg
+	if err := msgpack.Unmarshal(body, &m); err != nil {
+		return nil, rpc.Errorf(codeRefused, "block.get does not decode: %v", err)
+	}
+	b, err := n.c.storage.blocks.Read(m.ID)
+	if errors.Is(err, wal.ErrNotFound) {
+		return nil, rpc.Errorf(codeNotFound, "block %v is not here", m.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&blockMsg{ID: m.ID, Records: b.Records})
+}
+
+// serveDelta takes a batch's state delta from the driver (see
+// replicaLoop for when it is applied).
+func (n *clusterNode) serveDelta(_ context.Context, from string, body []byte) ([]byte, error) {
+	var m deltaMsg
+	if err := msgpack.Unmarshal(body, &m); err != nil {
+		return nil, rpc.Errorf(codeRefused, "state.delta does not decode: %v", err)
+	}
+	if e, driver := n.meta().Epoch(); m.Epoch < e || !n.noteEpoch(m.Epoch) || n.driving() {
+		return nil, rpc.Errorf(codeFenced, "delta of batch %v from %s of epoch %d: driver %s started epoch %d", Time(m.Time), from, m.Epoch, driver, e)
+	}
+	n.c.replicaMu.Lock()
+	defer n.c.replicaMu.Unlock()
+	store := n.c.stateStore()
+	if store == nil {
+		return nil, rpc.Errorf(codeBehind, "no state store open")
+	}
+	if err := n.applyCompleted(store); err != nil {
+		return nil, err
+	}
+	err := store.ImportDelta(m.Time, m.Prev, m.Data)
+	if errors.Is(err, state.ErrBehind) {
+		return nil, rpc.Errorf(codeBehind, "%v", err)
+	}
+	return nil, err
+}
+
+func (n *clusterNode) serveCkptFiles(_ context.Context, from string, body []byte) ([]byte, error) {
+	var ref checkpoint.Ref
+	if err := msgpack.Unmarshal(body, &ref); err != nil {
+		return nil, rpc.Errorf(codeRefused, "ckpt.files does not decode: %v", err)
+	}
+	files, err := n.c.storage.ckpts.Files(ref)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return nil, rpc.Errorf(codeNotFound, "%v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(files)
+}
+
+func (n *clusterNode) serveCkptRead(_ context.Context, from string, body []byte) ([]byte, error) {
+	var m ckptReadMsg
+	if err := msgpack.Unmarshal(body, &m); err != nil || m.N <= 0 || m.N > ckptChunk {
+		return nil, rpc.Errorf(codeRefused, "ckpt.read does not decode or asks for %d bytes: %v", m.N, err)
+	}
+	b, err := n.c.storage.ckpts.ReadAt(m.Ref, m.Rel, m.Off, m.N)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return nil, rpc.Errorf(codeNotFound, "%v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(b)
+}
+
+const ckptChunk = 4 << 20
+
+// fetchCheckpoint installs a copy of ref's checkpoint from node.
+func (n *clusterNode) fetchCheckpoint(ctx context.Context, node string, ref checkpoint.Ref) error {
+	return n.c.storage.ckpts.Install(ref, n.c.storage.ckptMeta, func(rel string, w io.Writer) error {
+		for off := int64(0); ; {
+			var b []byte
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := n.net.Call(cctx, node, methodCkptRead, &ckptReadMsg{Ref: ref, Rel: rel, Off: off, N: ckptChunk}, &b)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if len(b) == 0 {
+				return nil
+			}
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			off += int64(len(b))
+		}
+	})
+}
+
+// applyAnywhere commits a BlockAdded: here when this node leads, else
+// forwarded to the leader, retrying (the FSM makes a re-sent block
+// harmless) until ctx ends.
+func (n *clusterNode) applyAnywhere(ctx context.Context, ev recovery.BlockAdded) (recovery.Result, error) {
+	meta := n.meta()
+	data, err := recovery.EncodeEvent(ev)
+	if err != nil {
+		return recovery.Result{}, err
+	}
+	backoff := 10 * time.Millisecond
+	for {
+		leader, _ := meta.Leader()
+		var res recovery.Result
+		switch {
+		case leader == n.c.cfg.NodeID:
+			res, err = meta.Apply(ctx, ev)
+		case leader == "":
+			err = fmt.Errorf("%w: no leader is known", recovery.ErrNotLeader)
+		default:
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = n.net.Call(cctx, leader, methodApply, data, &res)
+			cancel()
+		}
+		retry := errors.Is(err, recovery.ErrNotLeader) || rpc.IsCode(err, codeNotLeader) ||
+			errors.Is(err, rpc.ErrUnreachable) || errors.Is(err, rpc.ErrTimeout) || errors.Is(err, recovery.ErrTimeout)
+		if !retry {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return recovery.Result{}, fmt.Errorf("registering the block: %w (last: %w)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// replicate copies a block to Replication−1 other nodes, trying them in
+// ring order, and returns the ones that stored it.
+func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, error) {
+	want := n.replication - 1
+	var got []string
+	var errs []error
+	for _, node := range n.others {
+		if len(got) == want {
+			break
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := n.net.Call(cctx, node, methodBlockPut, &blockMsg{ID: b.ID, Records: b.Records}, nil)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", node, err))
+			continue
+		}
+		got = append(got, node)
+	}
+	if len(got) < want {
+		return got, fmt.Errorf("block %v is on %d of the %d nodes it must be on before it is acknowledged: %w",
+			b.ID, len(got)+1, n.replication, errors.Join(errs...))
+	}
+	return got, nil
+}
+
+// fetchBlock reads a block this node does not hold from the nodes that
+// do.
+func (n *clusterNode) fetchBlock(ctx context.Context, e recovery.BlockEntry) (wal.Block, error) {
+	id := wal.BlockID{Stream: e.Ref.Stream, Node: e.Ref.Node, Seq: e.Ref.Seq}
+	var errs []error
+	for _, node := range append([]string{e.Ref.Node}, e.Replicas...) {
+		if node == n.c.cfg.NodeID {
+			continue
+		}
+		var m blockMsg
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := n.net.Call(cctx, node, methodBlockGet, &blockMsg{ID: id}, &m)
+		cancel()
+		if err == nil {
+			return wal.Block{ID: id, Records: m.Records}, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", node, err))
+	}
+	return wal.Block{}, fmt.Errorf("block %v is on no node that answers: %w", id, errors.Join(errs...))
+}
+
+// shipDelta sends batch t's delta to every other node, in parallel, and
+// waits for their answers (bounded): a node that answers holds it before
+// the batch completes. A node that is behind or down is skipped; the
+// driver does not wait on it again for a few seconds.
+func (n *clusterNode) shipDelta(epoch uint64, t, prev Time, data []byte) int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := 0
+	msg := &deltaMsg{Epoch: epoch, Time: int64(t), Prev: int64(prev), Data: data}
+	for _, node := range n.others {
+		if n.isDown(node) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+			defer cancel()
+			err := n.net.Call(ctx, node, methodDelta, msg, nil)
+			switch {
+			case err == nil:
+				mu.Lock()
+				acked++
+				mu.Unlock()
+			case rpc.IsCode(err, codeBehind):
+				n.c.log.Debug("a node's state replica is behind; it will restore from a checkpoint if it drives", "node", node, "batch", t, "err", err)
+			default:
+				n.c.log.Debug("a node did not take the state delta", "node", node, "batch", t, "err", err)
+				n.markDown(node)
+			}
+		}()
+	}
+	wg.Wait()
+	return acked
+}
+
+func (n *clusterNode) isDown(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return time.Now().Before(n.mu.down[node])
+}
+
+func (n *clusterNode) markDown(node string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.down[node] = time.Now().Add(3 * time.Second)
+}
