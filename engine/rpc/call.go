@@ -48,9 +48,14 @@ func (c *caller) call(ctx context.Context, to, method string, req, resp any, att
 	}
 	r := request{From: c.id, Method: method, Body: body}
 	if dl, ok := ctx.Deadline(); ok {
-		r.DeadlineMS = dl.UnixMilli()
+		// Rounded up, so the handler's deadline never fires before the
+		// caller's and the caller reports its own ErrTimeout.
+		r.DeadlineMS = dl.Add(time.Millisecond - 1).UnixMilli()
 	}
 	out, err := c.retry(ctx, to, r, attempt)
+	if IsCode(err, CodeTimeout) {
+		return c.remoteTimeout(ctx, err)
+	}
 	if err != nil || resp == nil || len(out) == 0 {
 		return err
 	}
@@ -58,6 +63,16 @@ func (c *caller) call(ctx context.Context, to, method string, req, resp any, att
 		return fmt.Errorf("rpc: decode %s response into %T: %w", method, resp, err)
 	}
 	return nil
+}
+
+// remoteTimeout: the handler's copy of our deadline can fire a moment
+// before ours; report it as our own timeout then, so callers see one error.
+func (c *caller) remoteTimeout(ctx context.Context, err error) error {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 10*time.Millisecond {
+		<-ctx.Done()
+		return ctxError(ctx, err)
+	}
+	return err
 }
 
 func (c *caller) retry(ctx context.Context, to string, r request, attempt attemptFunc) ([]byte, error) {
@@ -124,3 +139,10 @@ func responseError(code, message string) error {
 	}
 	return &Error{Code: code, Message: message}
 }
+
+// Encode is the body codec Call uses for requests: handlers that return a
+// value should encode it with Encode so both sides agree.
+func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
+
+// Decode decodes a request body (in a Handler) or any body Encode made.
+func Decode(body []byte, v any) error { return msgpack.Unmarshal(body, v) }
