@@ -83,6 +83,9 @@ type clusterNode struct {
 		ready     bool   // the log has caught up: ingest is admitted
 		down      map[string]time.Time
 		installed map[string]bool // checkpoint copies verified here
+		// recent: the deltas this driver shipped lately (keepDelta).
+		recent      []*deltaMsg
+		recentBytes int
 	}
 }
 
@@ -122,7 +125,7 @@ func (n *clusterNode) onTruncate(refs []recovery.BlockRef) {
 func (c *Context) startNode(fingerprint string) error {
 	c.storage.ckptMeta.App = c.cfg.AppName
 	c.storage.ckptMeta.Fingerprint = hashLines(c.stLines)
-	c.node.openReplica()
+	c.storage.state = c.node.openReplica()
 	for _, r := range ingestInputs(c.inputs) {
 		r.start(c.node.ctx)
 	}

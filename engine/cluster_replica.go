@@ -48,6 +48,7 @@ func (n *clusterNode) replicaLoop() {
 		if time.Since(lastCopy) > time.Second {
 			lastCopy = time.Now()
 			n.copyCheckpoints()
+			n.restoreIfBehind()
 		}
 	}
 }
@@ -75,9 +76,7 @@ func (n *clusterNode) awaitCaughtUp() {
 	}
 	for _, r := range ingestInputs(n.c.inputs) {
 		last, _ := meta.LastBlock(r.stream, n.c.cfg.NodeID)
-		if seq, ok, err := n.c.storage.blocks.(interface {
-			LastSeq(stream, node string) (uint64, bool, error)
-		}).LastSeq(r.stream, n.c.cfg.NodeID); err == nil && ok {
+		if seq, ok, err := n.c.storage.blocks.LastSeq(r.stream, n.c.cfg.NodeID); err == nil && ok {
 			last = max(last, seq)
 		}
 		r.nextSeq.Store(last + 1)
@@ -135,6 +134,61 @@ func (n *clusterNode) copyCheckpoints() {
 	}
 }
 
+// restoreIfBehind replaces the state replica with the newest checkpoint
+// copy when the replica is older than it (it missed deltas while down):
+// the driver then sends it the deltas after the checkpoint.
+func (n *clusterNode) restoreIfBehind() {
+	refs := n.meta().View().Checkpoints
+	if len(refs) == 0 {
+		return
+	}
+	r := refs[len(refs)-1]
+	n.mu.Lock()
+	have := n.mu.installed[r.Name] || r.Node == n.c.cfg.NodeID
+	n.mu.Unlock()
+	if !have {
+		return
+	}
+	n.c.replicaMu.Lock()
+	defer n.c.replicaMu.Unlock()
+	if n.driving() {
+		return
+	}
+	store := n.c.stateStore()
+	applied := Time(-1)
+	if store != nil {
+		a, err := store.Applied()
+		if err != nil {
+			return
+		}
+		applied = Time(a)
+	}
+	if applied >= Time(r.Time) {
+		return
+	}
+	sto := n.c.storage
+	ref := checkpoint.Ref{Time: r.Time, Name: r.Name, Sum: r.Sum}
+	dir := sto.fs.PathJoin(sto.dir, "state")
+	n.closeReplicaLocked()
+	if err := sto.fs.RemoveAll(dir); err != nil {
+		n.c.log.Warn("removing the state replica to restore it failed", "err", err)
+		return
+	}
+	if err := sto.ckpts.Restore(ref, sto.ckptMeta, dir); err != nil {
+		n.c.log.Warn("restoring the state replica from a checkpoint failed", "checkpoint", ref.Name, "err", err)
+		return
+	}
+	restored, err := state.Open(dir, state.Options{FS: sto.fs, Logger: n.c.log, CacheBytes: n.c.cfg.StateCacheBytes})
+	if err != nil {
+		n.c.log.Warn("opening the restored state replica failed", "checkpoint", ref.Name, "err", err)
+		return
+	}
+	n.c.mu.Lock()
+	sto.state = restored
+	n.c.mu.Unlock()
+	n.c.log.Info("the state replica was behind the newest checkpoint: restored from it", "checkpoint", ref.Name, "was_as_of", applied, "now_as_of", Time(r.Time))
+}
+
 // deleteBlocks deletes this node's copies of truncated blocks.
 func (n *clusterNode) deleteBlocks(refs []recovery.BlockRef) {
 	ids := make([]wal.BlockID, len(refs))
@@ -165,6 +219,11 @@ func (n *clusterNode) checkGraph() error {
 func (n *clusterNode) closeReplica() {
 	n.c.replicaMu.Lock()
 	defer n.c.replicaMu.Unlock()
+	n.closeReplicaLocked()
+}
+
+// closeReplicaLocked is closeReplica with c.replicaMu held.
+func (n *clusterNode) closeReplicaLocked() {
 	n.c.mu.Lock()
 	st := n.c.storage.state
 	n.c.storage.state = nil
@@ -176,18 +235,17 @@ func (n *clusterNode) closeReplica() {
 }
 
 // openReplica opens the state store as a replica at start: as it is, its
-// pending delta left for the replica loop (or the driver) to settle.
-func (n *clusterNode) openReplica() {
+// pending delta left for the replica loop (or the driver) to settle. Nil
+// when it does not open.
+func (n *clusterNode) openReplica() *state.Store {
 	sto := n.c.storage
 	dir := sto.fs.PathJoin(sto.dir, "state")
 	store, err := state.Open(dir, state.Options{FS: sto.fs, Logger: n.c.log, CacheBytes: n.c.cfg.StateCacheBytes, CreateIfMissing: true})
 	if err != nil {
 		n.c.log.Warn("the state replica does not open; the driver will rebuild it if this node drives", "dir", dir, "err", err)
-		return
+		return nil
 	}
-	n.c.mu.Lock()
-	sto.state = store
-	n.c.mu.Unlock()
+	return store
 }
 
 // status is how this node sees itself.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -142,7 +144,7 @@ func (n *clusterNode) serveBlockGet(_ context.Context, from string, body []byte)
 
 // serveDelta takes a batch's state delta from the driver (see
 // replicaLoop for when it is applied).
-func (n *clusterNode) serveDelta(_ context.Context, from string, body []byte) ([]byte, error) {
+func (n *clusterNode) serveDelta(ctx context.Context, from string, body []byte) ([]byte, error) {
 	var m deltaMsg
 	if err := msgpack.Unmarshal(body, &m); err != nil {
 		return nil, rpc.Errorf(codeRefused, "state.delta does not decode: %v", err)
@@ -156,14 +158,36 @@ func (n *clusterNode) serveDelta(_ context.Context, from string, body []byte) ([
 	if store == nil {
 		return nil, rpc.Errorf(codeBehind, "no state store open")
 	}
+	n.awaitCompleted(ctx, store, m.Prev)
 	if err := n.applyCompleted(store); err != nil {
 		return nil, err
 	}
 	err := store.ImportDelta(m.Time, m.Prev, m.Data)
 	if errors.Is(err, state.ErrBehind) {
-		return nil, rpc.Errorf(codeBehind, "%v", err)
+		applied, _ := store.Applied()
+		return nil, rpc.Errorf(codeBehind, "%d", applied)
 	}
 	return nil, err
+}
+
+// awaitCompleted waits (briefly) until this node's log says batch prev
+// completed when its delta is the one pending here: the driver committed
+// it before it ran the batch whose delta is arriving, so the entry is on
+// its way.
+func (n *clusterNode) awaitCompleted(ctx context.Context, store *state.Store, prev int64) {
+	p, ok, err := store.Pending()
+	if err != nil || !ok || p != prev {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for n.meta().LastCompleted() < prev {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 func (n *clusterNode) serveCkptFiles(_ context.Context, from string, body []byte) ([]byte, error) {
@@ -313,6 +337,7 @@ func (n *clusterNode) shipDelta(epoch uint64, t, prev Time, data []byte) int {
 	var mu sync.Mutex
 	acked := 0
 	msg := &deltaMsg{Epoch: epoch, Time: int64(t), Prev: int64(prev), Data: data}
+	n.keepDelta(msg)
 	for _, node := range n.others {
 		if n.isDown(node) {
 			continue
@@ -329,7 +354,11 @@ func (n *clusterNode) shipDelta(epoch uint64, t, prev Time, data []byte) int {
 				acked++
 				mu.Unlock()
 			case rpc.IsCode(err, codeBehind):
-				n.c.log.Debug("a node's state replica is behind; it will restore from a checkpoint if it drives", "node", node, "batch", t, "err", err)
+				if n.catchUp(ctx, node, epoch, err) {
+					mu.Lock()
+					acked++
+					mu.Unlock()
+				}
 			default:
 				n.c.log.Debug("a node did not take the state delta", "node", node, "batch", t, "err", err)
 				n.markDown(node)
@@ -338,6 +367,65 @@ func (n *clusterNode) shipDelta(epoch uint64, t, prev Time, data []byte) int {
 	}
 	wg.Wait()
 	return acked
+}
+
+// keepDelta remembers a shipped delta, so a replica that fell behind can
+// be sent the ones it missed. The deltas kept are bounded in number and
+// bytes; a replica behind them restores from a checkpoint first.
+func (n *clusterNode) keepDelta(m *deltaMsg) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if k := len(n.mu.recent); k > 0 && n.mu.recent[k-1].Time >= m.Time {
+		n.mu.recent, n.mu.recentBytes = nil, 0 // a re-run: what came after it is void
+	}
+	n.mu.recent = append(n.mu.recent, m)
+	n.mu.recentBytes += len(m.Data)
+	for len(n.mu.recent) > 1 && (len(n.mu.recent) > maxKeptDeltas || n.mu.recentBytes > maxKeptDeltaBytes) {
+		n.mu.recentBytes -= len(n.mu.recent[0].Data)
+		n.mu.recent = n.mu.recent[1:]
+	}
+}
+
+const (
+	maxKeptDeltas     = 256
+	maxKeptDeltaBytes = 64 << 20
+)
+
+// catchUp sends a replica that answered "behind" (with the batch its
+// state is as of) every kept delta after that batch, in order. It
+// reports whether the replica then holds the newest one.
+func (n *clusterNode) catchUp(ctx context.Context, node string, epoch uint64, behind error) bool {
+	var re *rpc.Error
+	if !errors.As(behind, &re) {
+		return false
+	}
+	applied, err := strconv.ParseInt(re.Message, 10, 64)
+	if err != nil {
+		return false
+	}
+	n.mu.Lock()
+	var chain []*deltaMsg
+	for i, m := range n.mu.recent {
+		if m.Prev == applied {
+			chain = slices.Clone(n.mu.recent[i:])
+			break
+		}
+	}
+	n.mu.Unlock()
+	if chain == nil {
+		n.c.log.Debug("a node's state replica is behind the deltas kept; it restores from a checkpoint", "node", node, "as_of", Time(applied))
+		return false
+	}
+	for _, m := range chain {
+		m := *m
+		m.Epoch = epoch
+		if err := n.net.Call(ctx, node, methodDelta, &m, nil); err != nil {
+			n.c.log.Debug("catching a replica up failed", "node", node, "batch", Time(m.Time), "err", err)
+			return false
+		}
+	}
+	n.c.log.Info("a node's state replica caught up", "node", node, "from", Time(applied), "deltas", len(chain))
+	return true
 }
 
 func (n *clusterNode) isDown(node string) bool {

@@ -37,6 +37,7 @@ type blockLog interface {
 	Read(id wal.BlockID) (wal.Block, error)
 	Iterate(fn func(wal.Block) error) error
 	Delete(ids []wal.BlockID) error
+	LastSeq(stream, node string) (seq uint64, ok bool, err error)
 	Close() error
 }
 
@@ -72,15 +73,15 @@ func openStorage(c *Context) (*storage, error) {
 	fs, unlock := cfg.FS, func() {}
 	if fs == nil {
 		fs = vfs.Default
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("engine: data directory %s: %w", cfg.DataDir, err)
-		}
+	}
+	if err := mkdirAllSynced(fs, cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("engine: data directory %s: %w", cfg.DataDir, err)
+	}
+	if cfg.FS == nil {
 		var err error
 		if unlock, err = lockDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
-	} else if err := fs.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("engine: data directory %s: %w", cfg.DataDir, err)
 	}
 	s := &storage{node: cfg.NodeID, unlock: unlock, fs: fs, dir: cfg.DataDir}
 	opts := wal.Options{Logger: c.log, FS: fs}
@@ -167,6 +168,30 @@ func (s *storage) close() error {
 	err = errors.Join(err, s.meta.Close(), s.blocks.Close())
 	s.unlock()
 	return err
+}
+
+// mkdirAllSynced creates dir and its missing parents, syncing each new
+// directory's parent, so that a crash cannot take the data directory's
+// entry away with everything in it.
+func mkdirAllSynced(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
+	}
+	parent := fs.PathDir(dir)
+	if parent != dir {
+		if err := mkdirAllSynced(fs, parent); err != nil {
+			return err
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	d, err := fs.OpenDir(parent)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // lockDir takes an exclusive lock on DIR/LOCK for the life of the process,
