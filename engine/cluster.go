@@ -67,12 +67,12 @@ type clusterNode struct {
 	others      []string // the other nodes' ids, in ring order after this one
 	replication int
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 	done      chan struct{} // closed when the node has stopped (Stop, or a fatal error)
 	closeDone sync.Once
-	truncs chan []recovery.BlockRef
+	truncs    chan []recovery.BlockRef
 
 	mu struct {
 		sync.Mutex

@@ -497,4 +497,3 @@ func (s *sim) check() {
 		s.t.Error("nothing was acknowledged: the load never got through")
 	}
 }
-

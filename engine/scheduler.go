@@ -29,19 +29,19 @@ type batchRun struct {
 // goroutines: generate owns the batch clock and allocation, run owns
 // execution. Neither outlives stop.
 type scheduler struct {
-	c       *Context
-	inputs  []inputStream
-	owned   []inputStream // the inputs it starts and stops (in a cluster, not the ingest streams)
-	epoch   uint64        // the driver's epoch, stamped on its batch events (DriverStarted)
+	c      *Context
+	inputs []inputStream
+	owned  []inputStream // the inputs it starts and stops (in a cluster, not the ingest streams)
+	epoch  uint64        // the driver's epoch, stamped on its batch events (DriverStarted)
 	// tookOver: when this driver's node began taking over (zero for the
 	// first driver of a single node); the first batch it completes logs
 	// the time since.
-	tookOver time.Time
+	tookOver      time.Time
 	stopOnceGuard sync.Once
 	stopErr       error
-	outputs []*outputOp
-	ops     []*opNode
-	forced  []*opNode // stateful or remembered: computed at every valid time
+	outputs       []*outputOp
+	ops           []*opNode
+	forced        []*opNode // stateful or remembered: computed at every valid time
 
 	cancelGen context.CancelFunc // stops generation at once
 	genDone   chan struct{}

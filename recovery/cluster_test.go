@@ -213,7 +213,6 @@ func TestClusterStoredPeersMismatch(t *testing.T) {
 	waitFor(t, func() bool { id, _ := c.logs["n3"].Leader(); return id != "" })
 }
 
-
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
