@@ -165,6 +165,9 @@ func (n *clusterNode) serveDelta(ctx context.Context, from string, body []byte) 
 	err := store.ImportDelta(m.Time, m.Prev, m.Data)
 	if errors.Is(err, state.ErrBehind) {
 		applied, _ := store.Applied()
+		p, _, _ := store.Pending()
+		n.c.log.Debug("a state delta arrived ahead of this replica", "batch", Time(m.Time), "prev", Time(m.Prev),
+			"applied", Time(applied), "pending", Time(p), "last_completed", Time(n.meta().LastCompleted()))
 		return nil, rpc.Errorf(codeBehind, "%d", applied)
 	}
 	return nil, err

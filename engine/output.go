@@ -96,8 +96,12 @@ func (d *DStream[T]) ForeachRDD(f func(t Time, rdd RDD[T]) error) {
 // directory is written under a temporary name, synced and renamed into
 // place, so a reader sees a whole batch or none, and a re-run of the same
 // batch replaces the directory whole.
+//
+// Only the last element of prefix is part of the graph's fingerprint: the
+// directory it is in is where this node keeps its files, which nodes of a
+// cluster choose each for itself.
 func (d *DStream[T]) SaveAsTextFiles(prefix, suffix string) {
-	o := d.output("saveAsTextFiles", []string{"prefix=" + prefix, "suffix=" + suffix}, func(b *batchRun, label string, r *rdd[T]) error {
+	o := d.output("saveAsTextFiles", []string{"prefix=…/" + filepath.Base(prefix), "suffix=" + suffix}, func(b *batchRun, label string, r *rdd[T]) error {
 		return saveTextDir(b, label, batchDirName(prefix, suffix, b.t), r)
 	})
 	if prefix == "" {

@@ -210,6 +210,9 @@ func (b *Batch) WriteDelta() (err error) {
 	if err := pb.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
 		return err
 	}
+	if err := pb.Set(prefix, []byte{deltaMarker}, nil); err != nil {
+		return err
+	}
 	var delta []change
 	if err := b.each(func(c change) error {
 		delta = append(delta, c)

@@ -37,14 +37,19 @@ import (
 //
 // Every constant below is part of the on-disk format.
 const (
-	prefixMain    = 'k'
-	prefixSlice   = 's'
-	prefixOpMeta  = 'o'
-	prefixDelta   = 'd'
-	prefixMeta    = 'm'
-	prefixCount   = 'c' // 'c' | operator uint32 → the operator's key count, u64
-	deltaDelete   = 0x00
-	deltaSet      = 0x01
+	prefixMain   = 'k'
+	prefixSlice  = 's'
+	prefixOpMeta = 'o'
+	prefixDelta  = 'd'
+	prefixMeta   = 'm'
+	prefixCount  = 'c' // 'c' | operator uint32 → the operator's key count, u64
+	deltaDelete  = 0x00
+	deltaSet     = 0x01
+	// deltaMarker is the value of the delta's own key (its prefix, with no
+	// state key after it): every written delta has one, so that a delta
+	// with no change (a batch that changed nothing) is still found, redone
+	// and replicated.
+	deltaMarker   = 0x02
 	partKeyHeader = 1 + 4 + 4
 	deltaHeader   = 1 + 8
 )

@@ -91,6 +91,9 @@ func (s *Store) redo(t int64) error {
 	pb := s.db.NewBatch()
 	defer pb.Close()
 	err := s.scan(s.db, deltaPrefix(t), func(k, v []byte) error {
+		if len(k) == 0 && len(v) == 1 && v[0] == deltaMarker {
+			return nil
+		}
 		if len(v) == 0 || (v[0] != deltaSet && v[0] != deltaDelete) || (v[0] == deltaDelete && len(v) != 1) {
 			return &CorruptionError{Dir: s.dir, Key: deltaKey(t, k), Reason: "delta value of the wrong shape"}
 		}

@@ -77,6 +77,9 @@ func (s *Store) ImportDelta(t, prev int64, data []byte) (err error) {
 	if err := pb.DeleteRange([]byte{prefixDelta}, prefixEnd([]byte{prefixDelta}), nil); err != nil {
 		return err
 	}
+	if err := pb.Set(deltaPrefix(t), []byte{deltaMarker}, nil); err != nil {
+		return err
+	}
 	for i, k := range img.Keys {
 		if err := pb.Set(deltaKey(t, k), deltaValue(change{key: k, val: img.Vals[i], del: img.Del[i]}), nil); err != nil {
 			return err

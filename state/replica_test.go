@@ -71,6 +71,13 @@ func TestReplicaFollowsThePrimary(t *testing.T) {
 	if _, ok, _ := replica.Pending(); ok {
 		t.Error("a delta is still pending after ApplyDelta")
 	}
+	// A batch that changed nothing still moves the replica on.
+	if err := ship(t, primary, replica, 35, 30, true); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := replica.Applied(); a != 35 {
+		t.Fatalf("replica applied %d after an empty delta, want 35", a)
+	}
 	// The replica misses batch 40; 50 is refused until it catches up.
 	b, _ := primary.Begin(40)
 	writeAll(t, b, set(1, 0, "a", "4"))
@@ -82,7 +89,7 @@ func TestReplicaFollowsThePrimary(t *testing.T) {
 	if err := replica.ImportDelta(30, 20, []byte{0x90}); !errors.Is(err, ErrBatch) {
 		t.Fatalf("delta of an applied batch: %v, want ErrBatch", err)
 	}
-	if err := replica.ImportDelta(60, 30, []byte("garbage")); err == nil {
+	if err := replica.ImportDelta(60, 35, []byte("garbage")); err == nil {
 		t.Fatal("a delta that does not decode was imported")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -138,6 +139,7 @@ func (w *clusterWatch) info() (engine.ClusterInfo, []leaderChange, int64) {
 // metadata log; on a single node, one.
 type clusterDoc struct {
 	NodeID        string         `json:"node_id"` // the node answering
+	Leader        *string        `json:"leader"`  // the leader's id; null while none is known
 	LeaderID      string         `json:"leader_id"`
 	Term          uint64         `json:"term"`
 	Ready         bool           `json:"ready"`
@@ -158,12 +160,42 @@ type clusterNode struct {
 	AppliedIndex       uint64     `json:"applied_index,omitempty"`
 	PartitionsLed      int        `json:"partitions_led"`
 	PartitionsBackedUp int        `json:"partitions_backed_up"`
+	// In a cluster, as each node reports itself (GET /api/cluster asks
+	// every node): whether it drives, the epoch it knows, the batch its
+	// state replica is as of, and why it cannot be reached.
+	Driving        bool   `json:"driving"`
+	Epoch          uint64 `json:"epoch,omitempty"`
+	LastCompleted  int64  `json:"last_completed_ms,omitempty"`
+	StateAppliedMs int64  `json:"state_applied_ms,omitempty"`
+	Error          string `json:"error,omitempty"`
 }
 
 func (w *clusterWatch) doc() clusterDoc {
 	ci, changes, _ := w.info()
 	d := clusterDoc{NodeID: ci.NodeID, LeaderID: ci.LeaderID, Term: ci.Term, LeaderChanges: changes}
+	if ci.LeaderID != "" {
+		d.Leader = &ci.LeaderID
+	}
 	d.Ready, d.Message = readiness(ci)
+	if w.c.Config().Cluster != nil && w.running.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		for _, st := range w.c.ClusterStatus(ctx) {
+			n := clusterNode{ID: st.ID, Self: st.ID == ci.NodeID, Role: st.Role, Term: st.Term, AppliedIndex: st.AppliedIndex,
+				Driving: st.Driving, Epoch: st.Epoch, LastCompleted: int64(st.LastCompleted), StateAppliedMs: int64(st.StateApplied), Error: st.Error}
+			if !st.LastContact.IsZero() {
+				lc := st.LastContact
+				n.LastContact = &lc
+			}
+			if st.Driving {
+				n.PartitionsLed = ci.Partitions
+			} else if st.Role != "unreachable" && st.StateApplied > 0 {
+				n.PartitionsBackedUp = ci.Partitions
+			}
+			d.Nodes = append(d.Nodes, n)
+		}
+		return d
+	}
 	self := clusterNode{ID: ci.NodeID, Self: true, Role: ci.State, Term: ci.Term, CommitIndex: ci.CommitIndex, AppliedIndex: ci.AppliedIndex}
 	if !ci.LastContact.IsZero() && !ci.Leading() {
 		lc := ci.LastContact

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sluice-stream/sluice/engine"
+	"github.com/sluice-stream/sluice/engine/rpc"
 )
 
 // Exit codes.
@@ -106,6 +107,10 @@ type nodeFlags struct {
 	allowUpgrade       bool
 	clock              string
 	kafkaOut           string
+
+	raftAddr    string
+	peers       string
+	replication int
 }
 
 func newFlags() (*flag.FlagSet, *nodeFlags) {
@@ -134,6 +139,9 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.StringVar(&f.clock, "clock", "system", "where batch time comes from: system, or manual:START_MS for tests (time then moves only by POST /debug/clock?advance=DURATION)")
 	fs.StringVar(&f.kafkaOut, "kafka-out", "", "kafka://HOST:PORT[,HOST:PORT]/TOPIC: wordcount also writes each batch's changed counts there (key the word, value the count), exactly once, in Kafka transactions")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop (SIGINT, SIGTERM) may take")
+	fs.StringVar(&f.peers, "peers", "", "the cluster's nodes, this one included, as ID=HOST:PORT,... with each node's --raft address (empty: a single node)")
+	fs.StringVar(&f.raftAddr, "raft", "", "address this node listens on for raft and the other nodes' calls, in a cluster (default: its own entry in --peers)")
+	fs.IntVar(&f.replication, "replication", 0, "nodes holding each received block before it is acknowledged, this one included (0: 2 in a cluster)")
 	return fs, f
 }
 
@@ -168,6 +176,9 @@ func (f *nodeFlags) validate() error {
 		return fmt.Errorf("--checkpoint-interval %v must be a multiple of --batch %v (0: 10 batches)", f.checkpointInterval, f.batch)
 	}
 	if _, err := f.manualClock(); err != nil {
+		return err
+	}
+	if _, err := f.cluster(); err != nil {
 		return err
 	}
 	if f.kafkaOut != "" && f.app != "wordcount" {
@@ -228,6 +239,7 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 // node is a running node: the streaming context and its web server.
 type node struct {
 	c       *engine.Context
+	ep      *rpc.TCP // the cluster's network end; nil on a single node
 	srv     *http.Server
 	ln      net.Listener
 	status  *status
@@ -251,8 +263,20 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	if f.partitions == 0 {
 		cfg.Partitions = engine.DefaultConfig().Partitions
 	}
+	peers, err := f.cluster()
+	if err != nil {
+		return nil, err
+	}
+	var ep *rpc.TCP
+	if peers != nil {
+		if ep, err = listenCluster(f, peers, log); err != nil {
+			return nil, err
+		}
+		cfg.Cluster = &engine.ClusterConfig{Network: ep, Peers: peers, Replication: f.replication}
+	}
 	c, err := engine.NewContext(cfg)
 	if err != nil {
+		closeEndpoint(ep)
 		return nil, err
 	}
 	lines, err := openSource(c, f.source, f.sampleRate)
@@ -267,7 +291,7 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 		o.saveDir = f.dataDir + "/output"
 	}
 	apps[f.app].build(c, lines, o)
-	n := &node{c: c, log: log}
+	n := &node{c: c, log: log, ep: ep}
 	n.status = newStatus(c, f.app, f.source, newMetrics(), nil)
 	n.cluster = newClusterWatch(c, log, &n.status.running)
 	n.status.cluster = n.cluster
@@ -289,6 +313,7 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	if err := c.Start(); err != nil {
 		n.srv.Close()
 		n.cluster.stop()
+		closeEndpoint(ep)
 		return nil, err
 	}
 	n.status.running.Store(true)
@@ -345,5 +370,6 @@ func (n *node) wait(stopTimeout time.Duration) int {
 	}
 	n.cluster.stop()
 	n.srv.Close()
+	closeEndpoint(n.ep)
 	return code
 }
