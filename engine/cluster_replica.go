@@ -283,7 +283,7 @@ func (c *Context) ClusterStatus(ctx context.Context) []NodeStatus {
 	for i, node := range n.others {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			defer cancel()
 			var st NodeStatus
 			if err := n.net.Call(cctx, node, methodStatus, nil, &st); err != nil {

@@ -118,8 +118,8 @@ func (n *clusterNode) serveApply(ctx context.Context, from string, body []byte) 
 
 func (n *clusterNode) serveBlockPut(_ context.Context, from string, body []byte) ([]byte, error) {
 	var m blockMsg
-	if err := msgpack.Unmarshal(body, &m); err != nil {
-		return nil, rpc.Errorf(codeRefused, "block.put does not decode: %v", err)
+	if err := msgpack.Unmarshal(body, &m); err != nil || m.ID.Stream == "" || m.ID.Node == "" {
+		return nil, rpc.Errorf(codeRefused, "block.put does not decode to a block id (%v)", err)
 	}
 	if err := n.c.storage.blocks.Append(wal.Block{ID: m.ID, Records: m.Records}); err != nil {
 		return nil, err
@@ -129,8 +129,8 @@ func (n *clusterNode) serveBlockPut(_ context.Context, from string, body []byte)
 
 func (n *clusterNode) serveBlockGet(_ context.Context, from string, body []byte) ([]byte, error) {
 	var m blockMsg
-	if err := msgpack.Unmarshal(body, &m); err != nil {
-		return nil, rpc.Errorf(codeRefused, "block.get does not decode: %v", err)
+	if err := msgpack.Unmarshal(body, &m); err != nil || m.ID.Stream == "" || m.ID.Node == "" {
+		return nil, rpc.Errorf(codeRefused, "block.get does not decode to a block id (%v)", err)
 	}
 	b, err := n.c.storage.blocks.Read(m.ID)
 	if errors.Is(err, wal.ErrNotFound) {
@@ -290,7 +290,15 @@ func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, err
 	want := n.replication - 1
 	var got []string
 	var errs []error
+	var up, down []string // in ring order, the nodes that answered lately first
 	for _, node := range n.others {
+		if n.isDown(node) {
+			down = append(down, node)
+		} else {
+			up = append(up, node)
+		}
+	}
+	for _, node := range append(up, down...) {
 		if len(got) == want {
 			break
 		}
@@ -298,6 +306,7 @@ func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, err
 		err := n.net.Call(cctx, node, methodBlockPut, &blockMsg{ID: b.ID, Records: b.Records}, nil)
 		cancel()
 		if err != nil {
+			n.markDown(node)
 			errs = append(errs, fmt.Errorf("%s: %w", node, err))
 			continue
 		}
@@ -314,17 +323,30 @@ func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, err
 // do.
 func (n *clusterNode) fetchBlock(ctx context.Context, e recovery.BlockEntry) (wal.Block, error) {
 	id := wal.BlockID{Stream: e.Ref.Stream, Node: e.Ref.Node, Seq: e.Ref.Seq}
-	var errs []error
+	// The nodes that hold it, those that answered lately first: a replay
+	// reads many blocks, and a dead node must not cost each of them a
+	// timeout.
+	var up, down []string
 	for _, node := range append([]string{e.Ref.Node}, e.Replicas...) {
-		if node == n.c.cfg.NodeID {
-			continue
+		switch {
+		case node == n.c.cfg.NodeID:
+		case n.isDown(node):
+			down = append(down, node)
+		default:
+			up = append(up, node)
 		}
+	}
+	var errs []error
+	for _, node := range append(up, down...) {
 		var m blockMsg
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err := n.net.Call(cctx, node, methodBlockGet, &blockMsg{ID: id}, &m)
 		cancel()
 		if err == nil {
 			return wal.Block{ID: id, Records: m.Records}, nil
+		}
+		if !rpc.IsCode(err, codeNotFound) {
+			n.markDown(node)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", node, err))
 	}
