@@ -367,3 +367,84 @@ func (tc *testCluster) countDiff(want map[string]int64) string {
 	}
 	return ""
 }
+
+// Bad cluster flags are refused before anything starts, saying what to
+// give instead.
+func TestClusterFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"duplicate_id", []string{"--id", "n1", "--peers", "n1=127.0.0.1:1,n1=127.0.0.1:2", "--data-dir", dir}, "listed twice"},
+		{"duplicate_address", []string{"--id", "n1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:1", "--data-dir", dir}, "listed twice"},
+		{"self_missing", []string{"--id", "n9", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2", "--data-dir", dir}, "does not list this node"},
+		{"not_id_eq_addr", []string{"--id", "n1", "--peers", "n1=127.0.0.1:1,n2", "--data-dir", dir}, "not ID=HOST:PORT"},
+		{"bad_address", []string{"--id", "n1", "--peers", "n1=nowhere", "--data-dir", dir}, "address"},
+		{"no_data_dir", []string{"--id", "n1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2"}, "needs --data-dir"},
+		{"raft_differs", []string{"--id", "n1", "--raft", "127.0.0.1:9", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2", "--data-dir", dir}, "differs"},
+		{"replication_too_high", []string{"--id", "n1", "--replication", "3", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2", "--data-dir", dir}, "--replication"},
+		{"raft_without_peers", []string{"--raft", "127.0.0.1:9"}, "give --peers"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb strings.Builder
+			code := run(append([]string{"run"}, c.args...), &out, &errb)
+			if code != exitUsage || !strings.Contains(errb.String(), c.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d saying %q", code, errb.String(), exitUsage, c.want)
+			}
+		})
+	}
+}
+
+// A node restarted with --peers that disagree with the cluster it
+// belongs to, or with another application over its data directory, is
+// refused with a message saying why; the other two go on without it.
+func TestClusterRefusesAMismatchedNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three node processes")
+	}
+	tc := startTestCluster(t)
+	tc.awaitDriver(20*time.Second, nil, 0)
+	var victim *clusterProc
+	if d, _ := tc.driver(nil); d != nil {
+		for _, p := range tc.procs {
+			if p != d {
+				victim = p
+				break
+			}
+		}
+	}
+	victim.node.stopGracefully(t)
+
+	otherPeers := strings.Replace(tc.peers, victim.raft, freeLoopbackAddrs(t, 1)[0], 1)
+	bad := startChildEnv(t, failpointEnv(""), "run", "--app", "wordcount", "--source", "ingest", "--id", victim.id,
+		"--peers", otherPeers, "--data-dir", victim.dir, "--http", "127.0.0.1:0")
+	if ws, ok := (&crashNode{child: bad}).waitExit(stopDeadline); !ok || ws.ExitStatus() != exitUsage ||
+		!strings.Contains(bad.output(), "differ from the cluster stored") {
+		t.Fatalf("a node with other peers: exit %v; output:\n%s", ws, bad.output())
+	}
+
+	other := &crashNode{child: startChildEnv(t, failpointEnv(""), "run", "--app", "windowed-top", "--source", "ingest", "--id", victim.id,
+		"--peers", tc.peers, "--data-dir", victim.dir, "--http", "127.0.0.1:0")}
+	if ws, ok := other.waitExit(30 * time.Second); !ok || ws.ExitStatus() != exitFailure ||
+		!strings.Contains(other.output(), "graph differs") {
+		t.Fatalf("a node running another application: exit %v; output:\n%s", ws, other.output())
+	}
+
+	// The two others still ingest and count.
+	load := &clusterLoad{tc: tc, want: map[string]int64{}, dead: victim}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go load.run(7, stop, &wg)
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	live := &testCluster{t: t, procs: slices.DeleteFunc(slices.Clone(tc.procs), func(p *clusterProc) bool { return p == victim })}
+	live.awaitCounts(load.want, 30*time.Second)
+	if load.acked == 0 {
+		t.Fatal("nothing was acknowledged by the two remaining nodes")
+	}
+}
