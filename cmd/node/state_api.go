@@ -52,8 +52,8 @@ func serveStateOperator(w http.ResponseWriter, r *http.Request, c *engine.Contex
 		return
 	}
 	n, err := strconv.Atoi(topArg)
-	if err != nil || n < 1 || n > 10000 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("top=%q: give a number of keys from 1 to 10000", topArg))
+	if err != nil || n < 1 || n > maxTopKeys {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("top=%q: give a number of keys from 1 to %d", topArg, maxTopKeys))
 		return
 	}
 	top, batch, err := c.TopState(name, n)
@@ -96,3 +96,7 @@ func stateSummary(c *engine.Context) func() []stateRow {
 		return rows
 	}
 }
+
+// maxTopKeys bounds ?top=N: enough for a whole 10,000-word vocabulary and
+// more, not enough to make one answer hundreds of megabytes.
+const maxTopKeys = 100_000
