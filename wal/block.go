@@ -105,6 +105,12 @@ func decodeBlock(id BlockID, key, value []byte) (Block, *CorruptionError) {
 	if err != nil {
 		return Block{}, corrupt(err)
 	}
+	if b, ok := decodeBlockFast(payload); ok {
+		if b.ID != id {
+			return Block{}, corrupt(fmt.Errorf("payload holds block %s, not the block its key names", b.ID))
+		}
+		return b, nil
+	}
 	var b Block
 	r := bytes.NewReader(payload)
 	dec := blockDecoders.Get().(*msgpack.Decoder)
