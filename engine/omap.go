@@ -34,3 +34,12 @@ func (m *orderedMap[K, V]) each(fn func(K, V)) {
 		fn(k, m.vals[i])
 	}
 }
+
+// reset empties m and keeps its memory, for the next use of a map that is
+// filled and drained over and over.
+func (m *orderedMap[K, V]) reset() {
+	clear(m.idx)
+	clear(m.keys) // let the garbage collector have what the keys point to
+	clear(m.vals)
+	m.keys, m.vals = m.keys[:0], m.vals[:0]
+}

@@ -136,6 +136,7 @@ type receiverStream struct {
 	limiter *rateLimiter
 	pid     *pidRateEstimator // nil without backpressure; only the run goroutine uses it
 	nextSeq atomic.Uint64     // the next block's sequence; set at start from what is stored
+	group   ingestGroup       // Context.Ingest's group commit (ingest streams only)
 
 	mu struct {
 		sync.Mutex

@@ -1,5 +1,7 @@
 package engine
 
+import "sync"
+
 // shuffleByKey redistributes a pair RDD into n partitions by the key's
 // hash and combines the values of each key (Spark's combineByKey over a
 // ShuffledRDD). The map side runs one task per input partition; with
@@ -12,23 +14,26 @@ func shuffleByKey[K comparable, V, C any](b *batchRun, op string, r *rdd[Pair[K,
 	create func(V) C, mergeV func(C, V) C, mergeC func(C, C) C, mapSide bool) (*rdd[Pair[K, C]], error) {
 	part := newPartitioner[K](n)
 	m := r.n
-	combined := make([][]*orderedMap[K, C], m) // [map task][target partition]
+	combined := make([][][]Pair[K, C], m) // [map task][target partition]
 	raw := make([][][]Pair[K, V], m)
+	var maps sync.Pool // of *orderedMap[K, C], reused by the map tasks of this shuffle
 	err := b.exec.run(b.t, op, m, func(i int) {
 		if mapSide {
-			buckets := make([]*orderedMap[K, C], n)
-			for p := range buckets {
-				buckets[p] = newOrderedMap[K, C](0)
+			acc, _ := maps.Get().(*orderedMap[K, C])
+			if acc == nil {
+				acc = newOrderedMap[K, C](0)
 			}
 			r.iterate(i, func(kv Pair[K, V]) {
-				slot, ok := buckets[part.of(kv.Key)].slot(kv.Key)
+				slot, ok := acc.slot(kv.Key)
 				if ok {
 					*slot = mergeV(*slot, kv.Value)
 				} else {
 					*slot = create(kv.Value)
 				}
 			})
-			combined[i] = buckets
+			combined[i] = splitCombined(acc, part)
+			acc.reset()
+			maps.Put(acc)
 			return
 		}
 		buckets := make([][]Pair[K, V], n)
@@ -46,14 +51,14 @@ func shuffleByKey[K comparable, V, C any](b *batchRun, op string, r *rdd[Pair[K,
 		acc := newOrderedMap[K, C](0)
 		for i := 0; i < m; i++ {
 			if mapSide {
-				combined[i][p].each(func(k K, c C) {
-					slot, ok := acc.slot(k)
+				for _, kc := range combined[i][p] {
+					slot, ok := acc.slot(kc.Key)
 					if ok {
-						*slot = mergeC(*slot, c)
+						*slot = mergeC(*slot, kc.Value)
 					} else {
-						*slot = c
+						*slot = kc.Value
 					}
-				})
+				}
 				continue
 			}
 			for _, kv := range raw[i][p] {
@@ -74,6 +79,23 @@ func shuffleByKey[K comparable, V, C any](b *batchRun, op string, r *rdd[Pair[K,
 	}
 	traceRecords(b, op, out)
 	return materialized(out), nil
+}
+
+// splitCombined splits a map task's combined values by target partition,
+// each in the order its keys first appeared. A task combines into one map
+// and hashes each distinct key once here, rather than hashing every
+// record to pick one of n maps: on a word count, a map lookup per word
+// instead of a partition hash and a map lookup per word.
+func splitCombined[K comparable, C any](acc *orderedMap[K, C], part partitioner[K]) [][]Pair[K, C] {
+	buckets := make([][]Pair[K, C], part.n)
+	if part.n == 1 {
+		buckets[0] = make([]Pair[K, C], 0, acc.len())
+	}
+	acc.each(func(k K, c C) {
+		p := part.of(k)
+		buckets[p] = append(buckets[p], Pair[K, C]{k, c})
+	})
+	return buckets
 }
 
 // groupByKeyRDD groups the values of each key into n partitions, keeping

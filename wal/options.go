@@ -58,6 +58,12 @@ func (l *Log) pebbleOptions(o Options) *pebble.Options {
 	// the id is almost always absent: a Bloom filter answers that without
 	// reading sstable blocks. Lower levels inherit it.
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// Blocks are read about once and deleted once their batch is past
+	// truncation: compressing them on every flush and compaction (Snappy
+	// by default) cost node bench an eighth of its CPU, to save disk for
+	// data that is soon gone. Readers decode each sstable block by its own
+	// compression flag, so stores written compressed read as before.
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	po.EventListener = &pebble.EventListener{
 		// The default turns data corruption into Fatalf; a read reports it
 		// as a *CorruptionError instead, and the process carries on.

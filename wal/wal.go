@@ -156,7 +156,9 @@ func (l *Log) Append(b Block) (err error) {
 	if err != nil {
 		return fmt.Errorf("wal: append %s: %w", b.ID, err)
 	}
-	value, err := encodeBlock(b)
+	enc := getBlockEncoder()
+	defer enc.release() // after the write: Pebble has copied value by then
+	value, err := enc.encode(b)
 	if err != nil {
 		return fmt.Errorf("wal: append %s: %w", b.ID, err)
 	}

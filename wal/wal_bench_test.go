@@ -21,19 +21,19 @@ func benchRecords() []string {
 	return records
 }
 
-// BenchmarkAppendSync measures durable Appends on the real disk, from 1, 8
+// BenchmarkWALAppendSync measures durable Appends on the real disk, from 1, 8
 // and 64 concurrent appenders, each its own (stream, node). SetBytes counts
 // record bytes (6,000 a block), so MB/s is user data made durable;
 // syncs/block shows how many commits each WAL fsync carries.
-func BenchmarkAppendSync(b *testing.B) {
+func BenchmarkWALAppendSync(b *testing.B) {
 	for _, appenders := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
-			benchmarkAppendSync(b, appenders)
+			benchmarkWALAppendSync(b, appenders)
 		})
 	}
 }
 
-func benchmarkAppendSync(b *testing.B, appenders int) {
+func benchmarkWALAppendSync(b *testing.B, appenders int) {
 	l, err := Open(b.TempDir(), Options{FS: vfs.Default, Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
@@ -63,7 +63,7 @@ func benchmarkAppendSync(b *testing.B, appenders int) {
 	b.ReportMetric(float64(end.Syncs-start.Syncs)/float64(end.Blocks-start.Blocks), "syncs/block")
 }
 
-// BenchmarkRawFsync is the floor BenchmarkAppendSync is measured against:
+// BenchmarkRawFsync is the floor BenchmarkWALAppendSync is measured against:
 // append 4 KiB to a plain file in the same kind of directory, then fsync.
 func BenchmarkRawFsync(b *testing.B) {
 	f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
@@ -82,4 +82,43 @@ func BenchmarkRawFsync(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fsyncs/s")
+}
+
+// BenchmarkBlockCodec encodes a block of 1,000 60-byte records into its
+// frame (as Append does, with a pooled encoder) and decodes it back (as
+// Read does). MB/s counts record bytes.
+func BenchmarkBlockCodec(b *testing.B) {
+	var records []string
+	for range 10 {
+		records = append(records, benchRecords()...)
+	}
+	blk := Block{ID: BlockID{"bench", "node", 1}, Records: records}
+	key, err := blockKey(blk.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame, err := encodeBlock(blk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.SetBytes(1000 * 60)
+		b.ReportAllocs()
+		for b.Loop() {
+			e := getBlockEncoder()
+			if _, err := e.encode(blk); err != nil {
+				b.Fatal(err)
+			}
+			e.release()
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(1000 * 60)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, cerr := decodeBlock(blk.ID, key, frame); cerr != nil {
+				b.Fatal(cerr)
+			}
+		}
+	})
 }
