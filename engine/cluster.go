@@ -149,6 +149,12 @@ func (c *Context) stopNode(ctx context.Context, graceful bool) error {
 		err = n.stopDriver(ctx, s, graceful)
 		if graceful && err == nil && s.failure() == nil {
 			err = c.storage.finalCheckpoint(c, s.epoch)
+			if errors.Is(err, recovery.ErrNotLeader) || errors.Is(err, recovery.ErrFenced) {
+				// The others stopped first, or another node leads now: the
+				// checkpoint is not needed, the new driver has the state.
+				c.log.Warn("no checkpoint at stop: this node no longer leads", "err", err)
+				err = nil
+			}
 		}
 	}
 	for _, r := range ingestInputs(c.inputs) {

@@ -290,11 +290,18 @@ func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, err
 	want := n.replication - 1
 	var got []string
 	var errs []error
-	var up, down []string // in ring order, the nodes that answered lately first
+	// The leader first (its driver then reads the block from its own
+	// WAL), then in ring order, the nodes that answered lately before the
+	// others.
+	var up, down []string
+	leader, _ := n.meta().Leader()
 	for _, node := range n.others {
-		if n.isDown(node) {
+		switch {
+		case n.isDown(node):
 			down = append(down, node)
-		} else {
+		case node == leader:
+			up = append([]string{node}, up...)
+		default:
 			up = append(up, node)
 		}
 	}

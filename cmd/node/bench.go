@@ -57,6 +57,7 @@ type benchFlags struct {
 	json    string
 	latency time.Duration
 	pprof   string
+	kills   int
 }
 
 // benchReport is the result of a run, printed as a table and written
@@ -87,6 +88,8 @@ type benchReport struct {
 	ExactLocal    bool    `json:"exact_count_local"`
 	ExactHTTP     bool    `json:"exact_count_http"`
 	ExactCountMsg string  `json:"exact_count_detail"`
+	// Cluster is the cluster3 mode's measurement (bench_cluster.go).
+	Cluster *clusterBench `json:"cluster3,omitempty"`
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -95,7 +98,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.IntVar(&f.lines, "lines", 1_000_000, "lines of the corpus (10 words a line, a skewed 10,000-word vocabulary)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the corpus")
-	fs.StringVar(&f.mode, "mode", "local", "local (one node in this process); cluster3 is not built yet")
+	fs.StringVar(&f.mode, "mode", "local", "local (one node in this process) or cluster3 (three node processes of this binary on loopback)")
+	fs.IntVar(&f.kills, "kills", 5, "cluster3: how many times the leader is killed to measure failover")
 	fs.StringVar(&f.json, "json", "", "also write the results as JSON to this file")
 	fs.DurationVar(&f.latency, "latency", 10*time.Second, "how long latency is measured at half the HTTP maximum rate")
 	fs.StringVar(&f.pprof, "pprof", "", "write CPU, allocation, mutex and block profiles and a trace of the latency phase to this directory")
@@ -109,11 +113,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "node bench: unexpected argument %q (flags only)\n", fs.Arg(0))
 		return exitUsage
-	case f.mode == "cluster3":
-		fmt.Fprintln(stderr, "node bench: --mode cluster3 needs the three-node cluster, not built yet")
+	case f.mode != "local" && f.mode != "cluster3":
+		fmt.Fprintf(stderr, "node bench: --mode %q: use local or cluster3\n", f.mode)
 		return exitUsage
-	case f.mode != "local":
-		fmt.Fprintf(stderr, "node bench: --mode %q: use local\n", f.mode)
+	case f.kills < 1:
+		fmt.Fprintf(stderr, "node bench: --kills %d must be at least 1\n", f.kills)
 		return exitUsage
 	case f.lines < benchRequestLines:
 		fmt.Fprintf(stderr, "node bench: --lines %d must be at least %d\n", f.lines, benchRequestLines)
@@ -143,6 +147,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 	}
+	if rep.Cluster != nil {
+		if !rep.Cluster.Exact {
+			fmt.Fprintln(stderr, "node bench: the exact-count check FAILED:", rep.Cluster.ExactMsg)
+			return exitFailure
+		}
+		return exitOK
+	}
 	if !rep.ExactLocal || !rep.ExactHTTP {
 		fmt.Fprintln(stderr, "node bench: the exact-count check FAILED:", rep.ExactCountMsg)
 		return exitFailure
@@ -166,6 +177,11 @@ func bench(f *benchFlags, prof *benchProfiles, progress io.Writer) (*benchReport
 	rep.HandShardLPS = rate(f.lines, time.Since(start))
 	if !maps.Equal(want, sharded) {
 		return nil, errors.New("the sharded hand count differs from the one-goroutine count")
+	}
+	if f.mode == "cluster3" {
+		var err error
+		rep.Cluster, err = benchCluster3(lines, want, rep.HandOneLPS, f.latency, f.kills, progress)
+		return rep, err
 	}
 
 	fmt.Fprintln(progress, "measuring Sluice in-process (Context.Ingest)...")
@@ -612,6 +628,10 @@ func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "%-44s %14s %10s\n", "what", "lines/s", "ratio")
 	fmt.Fprintf(w, "%-44s %14.0f %10s\n", "hand-written, one goroutine (the limit)", r.HandOneLPS, "1")
 	fmt.Fprintf(w, "%-44s %14.0f %10.3f\n", fmt.Sprintf("hand-written, %d goroutines, sharded maps", r.CPUs), r.HandShardLPS, r.HandShardLPS/r.HandOneLPS)
+	if r.Cluster != nil {
+		printClusterBench(w, r.Cluster, r.HandOneLPS)
+		return
+	}
 	fmt.Fprintf(w, "%-44s %14.0f %10.3f\n", "Sluice, in-process Context.Ingest", r.LocalLPS, r.LocalRatio)
 	fmt.Fprintf(w, "%-44s %14.0f %10.3f\n\n", "Sluice, HTTP ingest on loopback", r.HTTPLPS, r.HTTPRatio)
 	fmt.Fprintf(w, "latency at %.0f lines/s (half the HTTP maximum; %.0f lines/s sent), %.0fs, %d requests:\n",

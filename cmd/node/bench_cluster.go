@@ -290,14 +290,17 @@ func (bc *benchCluster) committed(node *benchProc, key string) (bool, error) {
 	return err == nil, err
 }
 
-// feed sends lines from benchProducers producers and returns the time
+// clusterProducers send the corpus to the cluster: four per node.
+const clusterProducers = 12
+
+// feed sends lines from clusterProducers producers and returns the time
 // until the committed state, on the driver, holds a marker sent last.
 func (bc *benchCluster) feed(lines []string) (time.Duration, error) {
 	start := time.Now()
 	var next atomic.Int64
-	errs := make(chan error, benchProducers)
+	errs := make(chan error, clusterProducers)
 	var wg sync.WaitGroup
-	for p := range benchProducers {
+	for p := range clusterProducers {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)-1) * benchRequestLines
@@ -402,7 +405,7 @@ func (bc *benchCluster) latency(lines []string, rate float64, d time.Duration, o
 				from := (i * (benchRequestLines - 1)) % (len(lines) - benchRequestLines)
 				req := append(slices.Clone(lines[from:from+benchRequestLines-1]), marker)
 				start := time.Now()
-				err := bc.ingest(benchProducers+w, req, nil)
+				err := bc.ingest(clusterProducers+w, req, nil)
 				at := time.Now()
 				mu.Lock()
 				if err != nil && firstErr == nil {
@@ -539,7 +542,7 @@ func benchCluster3(lines []string, want map[string]int64, handLPS float64, laten
 }
 
 func printClusterBench(w io.Writer, c *clusterBench, handLPS float64) {
-	fmt.Fprintf(w, "\ncluster3: three node processes on this machine, replication %d, HTTP ingest spread over the nodes\n", c.Replication)
+	fmt.Fprintf(w, "\ncluster3: three node processes on this machine, replication %d, HTTP ingest from %d producers spread over the nodes\n", c.Replication, clusterProducers)
 	fmt.Fprintf(w, "  throughput            %12.0f lines/s   %.3f × the one-goroutine limit (%.0f)\n", c.LPS, c.Ratio, handLPS)
 	fmt.Fprintf(w, "  at %.0f lines/s: ack p50 %.1f ms, p99 %.1f ms; end-to-end p50 %.0f ms, p99 %.0f ms (batch %v)\n",
 		c.LatencyRate, c.AckP50MS, c.AckP99MS, c.E2EP50MS, c.E2EP99MS, benchBatch)

@@ -65,9 +65,10 @@ Usage:
   node run [flags]     run an application
   node produce [flags] [FILE|-]
                        send lines to a node's ingest endpoint, exactly once
-  node bench [--lines N] [--seed S] [--mode local] [--json FILE]
-                       measure word count (in-process, HTTP, latency, peak RSS)
-                       against a hand-written count, and check every count
+  node bench [--lines N] [--seed S] [--mode local|cluster3] [--kills K] [--json FILE] [--pprof DIR]
+                       measure word count (in-process, HTTP, latency, peak RSS;
+                       cluster3: three node processes, failover) against a
+                       hand-written count, and check every count
   node help            show this help
 
 Applications (--app):
