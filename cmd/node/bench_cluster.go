@@ -68,10 +68,17 @@ type benchCluster struct {
 
 var benchStatusLine = regexp.MustCompile(`Status page: http://(\S+)/`)
 
+// benchNodeBinary is the node binary the cluster runs; "" is this
+// process's own (tests set the binary they built).
+var benchNodeBinary = ""
+
 func startBenchCluster(root string, logw io.Writer) (*benchCluster, error) {
-	bin, err := os.Executable()
-	if err != nil {
-		return nil, err
+	bin := benchNodeBinary
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	bc := &benchCluster{bin: bin, client: &http.Client{Timeout: 30 * time.Second}, logw: logw}
 	var peers []string

@@ -46,15 +46,52 @@ func TestBenchSmallCorpus(t *testing.T) {
 	}
 }
 
-// TestBenchFlags checks the refusals: cluster3 is not built, and bad
-// values exit 2 with the flag's name.
+// TestBenchCluster3 runs `node bench --mode cluster3` over 20,000 lines
+// with one kill of the leader: three node processes count every word
+// exactly, on every node, and the JSON holds the cluster's figures.
+func TestBenchCluster3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three node processes")
+	}
+	benchNodeBinary = nodeBin
+	defer func() { benchNodeBinary = "" }()
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "--mode", "cluster3", "--lines", "20000", "--latency", "1s", "--kills", "1", "--json", out}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "count check: exact") {
+		t.Errorf("the table does not say the count is exact:\n%s", stdout.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Cluster map[string]any `json:"cluster3"`
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"lines_per_s", "ratio", "ack_p99_ms", "e2e_p99_ms", "failovers_ms", "failover_max_ms", "peak_rss_bytes"} {
+		if _, ok := got.Cluster[field]; !ok {
+			t.Errorf("the JSON's cluster3 has no %q: %s", field, data)
+		}
+	}
+	if got.Cluster["exact_count"] != true {
+		t.Errorf("exact count not recorded: %s", data)
+	}
+}
+
+// TestBenchFlags checks the refusals: bad values exit 2 with the flag's
+// name.
 func TestBenchFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"cluster3 not built", []string{"--mode", "cluster3"}, "cluster3 needs the three-node cluster, not built yet"},
+		{"no kills", []string{"--mode", "cluster3", "--kills", "0"}, "--kills"},
 		{"unknown mode", []string{"--mode", "nope"}, "--mode"},
 		{"too few lines", []string{"--lines", "10"}, "--lines"},
 		{"an argument", []string{"extra"}, "unexpected argument"},
