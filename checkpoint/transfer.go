@@ -163,7 +163,7 @@ func (d *Dir) fetchFile(tmp string, f File, fetch Fetch) (err error) {
 		}
 	}()
 	h := crc32.New(castagnoli)
-	cw := &countWriter{w: io.MultiWriter(out, h)}
+	cw := &countWriter{w: io.MultiWriter(h, out)} // summed before the write: a File may scribble on the buffer once Write returns
 	if err := fetch(dataDirName+"/"+f.Name, cw); err != nil {
 		return err
 	}

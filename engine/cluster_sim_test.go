@@ -185,7 +185,9 @@ func (s *sim) start(n *simNode) {
 	if err := c.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", n.id, err)
 	}
+	s.mu.Lock() // the producers read them
 	n.ctx, n.live = c, true
+	s.mu.Unlock()
 }
 
 type nopWriter struct{}
@@ -405,6 +407,16 @@ func (s *sim) settled() bool {
 
 func (s *sim) describe() string {
 	var b strings.Builder
+	want := s.expected()
+	for _, n := range s.nodes {
+		for w, c := range want {
+			got, err := n.ctx.QueryState("counts", w)
+			if err != nil || got.Value != any(c) {
+				fmt.Fprintf(&b, "%s: count of %s = %v (%v), the batches' outputs say %d; ", n.id, w, got.Value, err, c)
+				break
+			}
+		}
+	}
 	for _, n := range s.nodes {
 		st := n.ctx.node.status()
 		fmt.Fprintf(&b, "%s: role %s driving %v epoch %d completed %v state %v err %q; ", n.id, st.Role, st.Driving, st.Epoch, st.LastCompleted, st.StateApplied, st.Error)
@@ -470,7 +482,7 @@ func (s *sim) check() {
 		}
 	}
 	windows := maps.Clone(s.windows)
-	acked, sent := len(s.acked), len(s.sent)
+	acked, sent, batches := len(s.acked), len(s.sent), len(s.batches)
 	s.mu.Unlock()
 	for t, got := range windows {
 		want := map[string]int64{}
@@ -492,7 +504,7 @@ func (s *sim) check() {
 			}
 		}
 	}
-	s.t.Logf("seed %d: %d lines sent, %d acknowledged, %d counted, %d batches, %d windows", s.seed, sent, acked, len(counted), len(s.batches), len(windows))
+	s.t.Logf("seed %d: %d lines sent, %d acknowledged, %d counted, %d batches, %d windows", s.seed, sent, acked, len(counted), batches, len(windows))
 	if acked == 0 {
 		s.t.Error("nothing was acknowledged: the load never got through")
 	}
