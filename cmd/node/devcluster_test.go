@@ -186,3 +186,30 @@ func waitChildExit(t *testing.T, c *child, d time.Duration) int {
 	c.cmd.Wait()
 	return c.cmd.ProcessState.ExitCode()
 }
+
+// TestPrefixWriterWholeLines checks that a node's output reaches the
+// terminal in whole lines, each prefixed once, however it is split.
+func TestPrefixWriterWholeLines(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"one_line", []string{"a\n"}, "n1 | a\n"},
+		{"split_line", []string{"a", "b\nc", "d\n"}, "n1 | ab\nn1 | cd\n"},
+		{"two_lines_one_write", []string{"a\nb\n"}, "n1 | a\nn1 | b\n"},
+		{"last_line_without_newline", []string{"a\nb"}, "n1 | a\nn1 | b\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			p := newPrefixWriter(&lockedWriter{w: &out}, "n1")
+			for _, w := range tc.writes {
+				p.Write([]byte(w))
+			}
+			p.flush()
+			if out.String() != tc.want {
+				t.Errorf("got %q, want %q", out.String(), tc.want)
+			}
+		})
+	}
+}
