@@ -5,6 +5,7 @@
 //	node run [flags]             run an application (see node help)
 //	node produce [flags] [FILE]  send lines to a node's ingest endpoint
 //	node bench [flags]           measure word count against a hand-written one
+//	node devcluster [flags]      a three-node cluster of local processes, for trying it out
 //	node help                    this help
 package main
 
@@ -49,11 +50,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runProduce(args[1:], os.Stdin, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "devcluster":
+		return runDevcluster(args[1:], os.Stdin, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, produce, bench, help\n", args[0])
+	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, produce, bench, devcluster, help\n", args[0])
 	return exitUsage
 }
 
@@ -69,6 +72,10 @@ Usage:
                        measure word count (in-process, HTTP, latency, peak RSS;
                        cluster3: three node processes, failover) against a
                        hand-written count, and check every count
+  node devcluster [--nodes 3] [--dir DIR] [--base-port 7001] [--http-base 4041]
+                  [--app wordcount] [--source ingest] [-- flags of every node run]
+                       start a cluster of local nodes (UIs at http://127.0.0.1:4041...),
+                       show their logs, and stop them all at Ctrl-C
   node help            show this help
 
 Applications (--app):
