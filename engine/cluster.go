@@ -78,6 +78,7 @@ type clusterNode struct {
 		sync.Mutex
 		sched     *scheduler // the driver, while this node drives
 		driving   bool
+		stopping  bool // Stop has begun: no driver starts again
 		epoch     uint64 // the newest epoch seen in a delta or DriverStarted
 		err       error  // fatal: the node stopped because of it
 		ready     bool   // the log has caught up: ingest is admitted
@@ -143,6 +144,7 @@ func (c *Context) stopNode(ctx context.Context, graceful bool) error {
 	n := c.node
 	n.mu.Lock()
 	s := n.mu.sched
+	n.mu.stopping = true
 	n.mu.Unlock()
 	var err error
 	if s != nil {
@@ -217,7 +219,7 @@ func (n *clusterNode) driverLoop() {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for n.ctx.Err() == nil {
-		if !meta.IsLeader() {
+		if !meta.IsLeader() || n.isStopping() {
 			select {
 			case <-meta.LeaderCh():
 			case <-tick.C:
@@ -227,7 +229,7 @@ func (n *clusterNode) driverLoop() {
 		}
 		err := n.drive()
 		switch {
-		case n.ctx.Err() != nil:
+		case n.ctx.Err() != nil, n.isStopping():
 		case errors.Is(err, ErrGraphChanged), errors.Is(err, ErrNoValidState):
 			n.fatal(err)
 			return
@@ -311,6 +313,12 @@ func (n *clusterNode) clearDriver(s *scheduler) {
 		n.mu.sched = nil
 	}
 	n.mu.driving = false
+}
+
+func (n *clusterNode) isStopping() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mu.stopping
 }
 
 // driving reports whether this node runs the driver now.
