@@ -78,7 +78,7 @@ type clusterNode struct {
 		sync.Mutex
 		sched     *scheduler // the driver, while this node drives
 		driving   bool
-		stopping  bool // Stop has begun: no driver starts again
+		stopping  bool   // Stop has begun: no driver starts again
 		epoch     uint64 // the newest epoch seen in a delta or DriverStarted
 		err       error  // fatal: the node stopped because of it
 		ready     bool   // the log has caught up: ingest is admitted
