@@ -25,6 +25,7 @@ var ErrBehind = errors.New("state: the store is behind the delta's batch")
 // in WriteDelta's order and the window slices Apply truncates. Part of
 // the wire format between nodes (msgpack, as_array).
 type DeltaImage struct {
+	//lint:ignore U1000 msgpack reads the tag of this field
 	_msgpack struct{} `msgpack:",as_array"`
 	Keys     [][]byte
 	Vals     [][]byte // nil for a deletion

@@ -70,6 +70,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // request is the payload of a client→server frame. Field order is part of
 // the wire format (encoded as a msgpack array).
 type request struct {
+	//lint:ignore U1000 msgpack reads the tag of this field
 	_msgpack   struct{} `msgpack:",as_array"`
 	ID         uint64
 	From       string
@@ -81,6 +82,7 @@ type request struct {
 // response is the payload of a server→client frame. Field order is part of
 // the wire format (encoded as a msgpack array).
 type response struct {
+	//lint:ignore U1000 msgpack reads the tag of this field
 	_msgpack struct{} `msgpack:",as_array"`
 	ID       uint64
 	Code     string
