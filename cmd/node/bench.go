@@ -472,112 +472,27 @@ func (n *benchNode) exact(want map[string]int64) (bool, string) {
 	return true, fmt.Sprintf("all %d words equal", len(want))
 }
 
-// latency sends requests through HTTP at rep.LatencyRate for d, each of
-// benchRequestLines lines, one of them a marker word of its own. It
-// measures each request's ack latency, and its end-to-end latency: from
-// the acknowledgement to the marker's count in the committed state.
-// Requests are handed to a pool of producers on a fixed schedule; should
-// the pool be busy, a request waits, and the wait is not counted.
+// latency sends requests through HTTP at rep.LatencyRate for d (see
+// latencyProbe) and records their ack and end-to-end latencies.
 func (n *benchNode) latency(lines []string, rep *benchReport, d time.Duration) error {
-	perSec := max(1, rep.LatencyRate/benchRequestLines)
-	interval := time.Duration(float64(time.Second) / perSec)
-	type acked struct {
-		marker string
-		at     time.Time
-	}
-	work, ackedc := make(chan int, 1024), make(chan acked, 1024)
-	var mu sync.Mutex
-	var acks, e2es []time.Duration
-	var firstErr error
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Go(func() {
-			for i := range work {
-				marker := benchMarker + strconv.Itoa(i)
-				from := (i * (benchRequestLines - 1)) % (len(lines) - benchRequestLines)
-				req := append(slices.Clone(lines[from:from+benchRequestLines-1]), marker)
-				start := time.Now()
-				err := n.ingestHTTP(benchProducers+w, req)
-				at := time.Now()
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				acks = append(acks, at.Sub(start))
-				mu.Unlock()
-				if err == nil {
-					ackedc <- acked{marker, at}
-				}
+	res, err := latencyProbe{
+		send: func(w int, req []string) error { return n.ingestHTTP(benchProducers+w, req) },
+		visible: func(markers []string) []bool {
+			seen := make([]bool, len(markers))
+			for i, m := range markers {
+				_, err := n.c.QueryState(benchOp, m)
+				seen[i] = err == nil
 			}
-		})
+			return seen
+		},
+		wake: n.batchCompletions(),
+	}.run(lines, rep.LatencyRate, d)
+	if err != nil {
+		return err
 	}
-	polled := make(chan error, 1)
-	committed := n.batchCompletions()
-	go func() {
-		var pending []acked
-		open := true
-		for open || len(pending) > 0 {
-			select {
-			case a, ok := <-ackedc:
-				if !ok {
-					open, ackedc = false, nil
-				} else {
-					pending = append(pending, a)
-				}
-				continue
-			case <-committed:
-			case <-time.After(100 * time.Millisecond): // in case a completion was missed
-			}
-			now := time.Now()
-			// Markers acknowledged before the batch completed may be in it:
-			// take them in before querying.
-			for drained := false; !drained && open; {
-				select {
-				case a, ok := <-ackedc:
-					if !ok {
-						open, ackedc = false, nil
-					} else {
-						pending = append(pending, a)
-					}
-				default:
-					drained = true
-				}
-			}
-			pending = slices.DeleteFunc(pending, func(a acked) bool {
-				if _, err := n.c.QueryState(benchOp, a.marker); err != nil {
-					return false
-				}
-				mu.Lock()
-				e2es = append(e2es, now.Sub(a.at))
-				mu.Unlock()
-				return true
-			})
-		}
-		polled <- nil
-	}()
-	// Each request is due at a fixed time from the start, so that a late
-	// wake-up is caught up rather than lowering the rate.
-	began := time.Now()
-	for i := 0; time.Duration(i)*interval < d; i++ {
-		time.Sleep(time.Until(began.Add(time.Duration(i) * interval)))
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	sent := time.Since(began)
-	close(ackedc)
-	select {
-	case <-polled:
-	case <-time.After(time.Minute):
-		return errors.New("some acknowledged markers were not in the committed state after a minute")
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	rep.LatencyReqs = len(acks)
-	rep.LatencySent = rate(len(acks)*benchRequestLines, sent)
-	rep.AckP50MS, rep.AckP99MS = percentiles(acks)
-	rep.E2EP50MS, rep.E2EP99MS = percentiles(e2es)
+	rep.LatencyReqs, rep.LatencySent = len(res.acks), res.sentLPS
+	rep.AckP50MS, rep.AckP99MS = percentiles(res.acks)
+	rep.E2EP50MS, rep.E2EP99MS = percentiles(res.e2es)
 	return nil
 }
 

@@ -390,93 +390,28 @@ func (bc *benchCluster) exactOn(p *benchProc, want map[string]int64) string {
 	return ""
 }
 
-// latency sends requests at rate lines/s for d, each with a marker word
-// of its own, to the nodes in turn; it measures the ack latency, and the
-// time from the ack until the driver's committed state holds the marker
-// (polled every 20 ms: the figure is up to 20 ms late).
+// latency sends requests at rate lines/s for d to the nodes in turn (see
+// latencyProbe); the markers are looked up on the driver every 20 ms, so
+// the end-to-end figure is up to 20 ms late.
 func (bc *benchCluster) latency(lines []string, rate float64, d time.Duration, out *clusterBench) error {
-	interval := time.Duration(float64(time.Second) / max(1, rate/benchRequestLines))
-	type acked struct {
-		marker string
-		at     time.Time
-	}
-	work, ackedc := make(chan int, 1024), make(chan acked, 1024)
-	var mu sync.Mutex
-	var acks, e2es []time.Duration
-	var firstErr error
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Go(func() {
-			for i := range work {
-				marker := benchMarker + strconv.Itoa(i)
-				from := (i * (benchRequestLines - 1)) % (len(lines) - benchRequestLines)
-				req := append(slices.Clone(lines[from:from+benchRequestLines-1]), marker)
-				start := time.Now()
-				err := bc.ingest(clusterProducers+w, req, nil)
-				at := time.Now()
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				acks = append(acks, at.Sub(start))
-				mu.Unlock()
-				if err == nil {
-					ackedc <- acked{marker, at}
+	res, err := latencyProbe{
+		send: func(w int, req []string) error { return bc.ingest(clusterProducers+w, req, nil) },
+		visible: func(markers []string) []bool {
+			seen := make([]bool, len(markers))
+			driver, _ := bc.driver(nil)
+			for i, m := range markers {
+				if driver != nil {
+					seen[i], _ = bc.committed(driver, m)
 				}
 			}
-		})
+			return seen
+		},
+	}.run(lines, rate, d)
+	if err != nil {
+		return err
 	}
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		var pending []acked
-		open := true
-		for open || len(pending) > 0 {
-			select {
-			case a, ok := <-ackedc:
-				if !ok {
-					open = false
-					ackedc = nil
-				} else {
-					pending = append(pending, a)
-				}
-				continue
-			case <-time.After(20 * time.Millisecond):
-			}
-			d, _ := bc.driver(nil)
-			if d == nil {
-				continue
-			}
-			now := time.Now()
-			pending = slices.DeleteFunc(pending, func(a acked) bool {
-				ok, _ := bc.committed(d, a.marker)
-				if ok {
-					mu.Lock()
-					e2es = append(e2es, now.Sub(a.at))
-					mu.Unlock()
-				}
-				return ok
-			})
-		}
-	}()
-	began := time.Now()
-	for i := 0; time.Duration(i)*interval < d; i++ {
-		time.Sleep(time.Until(began.Add(time.Duration(i) * interval)))
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	close(ackedc)
-	select {
-	case <-polled:
-	case <-time.After(time.Minute):
-		return errors.New("some acknowledged markers were not in the committed state after a minute")
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	out.AckP50MS, out.AckP99MS = percentiles(acks)
-	out.E2EP50MS, out.E2EP99MS = percentiles(e2es)
+	out.AckP50MS, out.AckP99MS = percentiles(res.acks)
+	out.E2EP50MS, out.E2EP99MS = percentiles(res.e2es)
 	return nil
 }
 

@@ -165,6 +165,23 @@ type clusterLoad struct {
 	acked int
 }
 
+// startLoad starts producers sending to tc's live nodes (not dead); the
+// func returned stops them and waits for them, once.
+func startLoad(tc *testCluster, dead *clusterProc, producers int) (*clusterLoad, func()) {
+	load := &clusterLoad{tc: tc, want: map[string]int64{}, dead: dead}
+	stop := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for i := range producers {
+		wg.Add(1)
+		go load.run(i, stop, &wg)
+	}
+	return load, func() {
+		once.Do(func() { close(stop) })
+		wg.Wait()
+	}
+}
+
 func (l *clusterLoad) setDead(p *clusterProc) {
 	l.mu.Lock()
 	l.dead = p
@@ -238,18 +255,8 @@ func TestClusterKillLeaderDuringIngest(t *testing.T) {
 	tc := startTestCluster(t)
 	first, _ := tc.awaitDriver(20*time.Second, nil, 0)
 	t.Logf("first driver: %s", first.id)
-	load := &clusterLoad{tc: tc, want: map[string]int64{}}
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Add(1)
-		go load.run(i, stop, &wg)
-	}
-	defer func() { // also when the test fails: no producer outlives it
-		stopOnce.Do(func() { close(stop) })
-		wg.Wait()
-	}()
+	load, stopLoad := startLoad(tc, nil, 3)
+	defer stopLoad() // also when the test fails: no producer outlives it
 	var failovers []time.Duration
 	for range *clusterKills {
 		time.Sleep(1500 * time.Millisecond)
@@ -267,8 +274,7 @@ func TestClusterKillLeaderDuringIngest(t *testing.T) {
 		load.setDead(nil)
 	}
 	time.Sleep(time.Second)
-	stopOnce.Do(func() { close(stop) })
-	wg.Wait()
+	stopLoad()
 	tc.awaitCounts(load.want, 60*time.Second)
 	slices.Sort(failovers)
 	t.Logf("%d requests acknowledged; failover from kill to a new driver's first batch: p50 %v, max %v, all %v",
@@ -285,18 +291,8 @@ func TestClusterPausedLeaderIsFenced(t *testing.T) {
 	}
 	tc := startTestCluster(t)
 	tc.awaitDriver(20*time.Second, nil, 0)
-	load := &clusterLoad{tc: tc, want: map[string]int64{}}
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Add(1)
-		go load.run(i, stop, &wg)
-	}
-	defer func() { // also when the test fails: no producer outlives it
-		stopOnce.Do(func() { close(stop) })
-		wg.Wait()
-	}()
+	load, stopLoad := startLoad(tc, nil, 3)
+	defer stopLoad() // also when the test fails: no producer outlives it
 	time.Sleep(time.Second)
 	leader, last := tc.driver(nil)
 	if leader == nil {
@@ -314,8 +310,7 @@ func TestClusterPausedLeaderIsFenced(t *testing.T) {
 	}
 	load.setDead(nil)
 	time.Sleep(2 * time.Second)
-	stopOnce.Do(func() { close(stop) })
-	wg.Wait()
+	stopLoad()
 	tc.awaitCounts(load.want, 60*time.Second)
 	out := leader.node.output()
 	if !strings.Contains(out, "lost the leadership") && !strings.Contains(out, "driver stopped") {
@@ -434,14 +429,10 @@ func TestClusterRefusesAMismatchedNode(t *testing.T) {
 	}
 
 	// The two others still ingest and count.
-	load := &clusterLoad{tc: tc, want: map[string]int64{}, dead: victim}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go load.run(7, stop, &wg)
+	load, stopLoad := startLoad(tc, victim, 1)
+	defer stopLoad()
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	live := &testCluster{t: t, procs: slices.DeleteFunc(slices.Clone(tc.procs), func(p *clusterProc) bool { return p == victim })}
 	live.awaitCounts(load.want, 30*time.Second)
 	if load.acked == 0 {
