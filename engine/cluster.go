@@ -230,9 +230,15 @@ func (n *clusterNode) driverLoop() {
 		err := n.drive()
 		switch {
 		case n.ctx.Err() != nil, n.isStopping():
-		case errors.Is(err, ErrGraphChanged), errors.Is(err, ErrNoValidState):
+		case errors.Is(err, ErrGraphChanged):
+			n.stepDown(err)
 			n.fatal(err)
 			return
+		case errors.Is(err, ErrNoValidState):
+			// This node's replica is behind and no checkpoint copy can
+			// serve: another node can drive; this one goes on as a
+			// replica, which restores a checkpoint once it has a copy.
+			n.stepDown(err)
 		case err != nil:
 			n.c.log.Warn("driver stopped; driving again while this node leads", "err", err)
 			select {
@@ -240,6 +246,17 @@ func (n *clusterNode) driverLoop() {
 			case <-n.ctx.Done():
 			}
 		}
+	}
+}
+
+// stepDown hands the leadership to another node, because this one cannot
+// drive (err says why).
+func (n *clusterNode) stepDown(why error) {
+	n.c.log.Warn("this node leads but cannot drive: handing the leadership to another node", "why", why)
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	defer cancel()
+	if err := n.meta().TransferLeadership(ctx); err != nil {
+		n.c.log.Warn("handing the leadership over failed; trying again", "err", err)
 	}
 }
 

@@ -134,6 +134,34 @@ func (n *clusterNode) copyCheckpoints() {
 	}
 }
 
+// copyCheckpoint makes sure this node has ref's checkpoint before a
+// restore: a copy made earlier verifies without fetching; else it is
+// fetched from the node that wrote it, or from any node that copied it.
+func (n *clusterNode) copyCheckpoint(r recovery.CheckpointRef) {
+	ref := checkpoint.Ref{Time: r.Time, Name: r.Name, Sum: r.Sum}
+	if _, err := n.c.storage.ckpts.Verify(ref, n.c.storage.ckptMeta); err == nil {
+		return
+	}
+	from := []string{r.Node}
+	for _, o := range n.others {
+		if o != r.Node {
+			from = append(from, o)
+		}
+	}
+	for _, node := range from {
+		if node == "" || node == n.c.cfg.NodeID {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
+		err := n.fetchCheckpoint(ctx, node, ref)
+		cancel()
+		if err == nil {
+			return
+		}
+		n.c.log.Warn("copying a checkpoint failed; trying another node", "checkpoint", ref.Name, "from", node, "err", err)
+	}
+}
+
 // restoreIfBehind replaces the state replica with the newest checkpoint
 // copy when the replica is older than it (it missed deltas while down):
 // the driver then sends it the deltas after the checkpoint.

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -137,14 +136,8 @@ func (st *storage) restore(c *Context, dir string, opts state.Options, view reco
 			tried = append(tried, fmt.Sprintf("%s: older than the batches the log holds", ref.Name))
 			continue
 		}
-		if c.node != nil && r.Node != "" && r.Node != st.node {
-			// Written by another node: copy it here first (a copy made
-			// earlier verifies without fetching).
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			if err := c.node.fetchCheckpoint(ctx, r.Node, ref); err != nil {
-				c.log.Warn("copying a checkpoint from the node that wrote it failed", "checkpoint", ref.Name, "node", r.Node, "err", err)
-			}
-			cancel()
+		if c.node != nil {
+			c.node.copyCheckpoint(r)
 		}
 		if _, err := st.ckpts.Verify(ref, st.ckptMeta); err != nil {
 			c.log.Error("a checkpoint the metadata log references is not valid; trying an older one", "checkpoint", ref.Name, "err", err)

@@ -86,3 +86,13 @@ func (l *Log) Epoch() (epoch uint64, driver string) {
 	defer l.fsm.mu.RUnlock()
 	return l.fsm.mu.st.epoch, l.fsm.mu.st.driver
 }
+
+// TransferLeadership asks raft to hand the leadership to another voter
+// (the most up to date), for a leader that cannot drive. It returns once
+// the transfer is done or has failed.
+func (l *Log) TransferLeadership(ctx context.Context) error {
+	if err := l.wait(ctx, func(time.Duration) raft.Future { return l.raft.LeadershipTransfer() }); err != nil {
+		return fmt.Errorf("recovery: transfer leadership: %w", futureError(err))
+	}
+	return nil
+}
