@@ -278,14 +278,17 @@ func (n *clusterNode) drive() error {
 	}
 	n.noteEpoch(epoch)
 	n.c.log.Info("this node leads: taking over as the driver", "epoch", epoch, "last_completed", Time(meta.LastCompleted()))
+	// Driving from here on: the replica's writers (deltas arriving, the
+	// replica loop) check it under c.replicaMu, which closeReplica takes,
+	// so none of them touches the store once the driver owns it.
+	n.mu.Lock()
+	n.mu.driving = true
+	n.mu.Unlock()
 	n.closeReplica()
 	s := newScheduler(n.c, n.c.inputs, n.c.outputs, n.c.ops)
 	s.epoch = epoch
 	s.owned = driverInputs(n.c.inputs)
 	s.tookOver = started
-	n.mu.Lock()
-	n.mu.driving = true
-	n.mu.Unlock()
 	if err := s.start(); err != nil {
 		n.mu.Lock()
 		n.mu.driving = false

@@ -39,7 +39,7 @@ func (n *clusterNode) replicaLoop() {
 			continue
 		}
 		n.c.replicaMu.Lock()
-		if store := n.c.stateStore(); store != nil {
+		if store := n.c.stateStore(); store != nil && !n.driving() {
 			if err := n.applyCompleted(store); err != nil {
 				n.c.log.Warn("applying a state delta failed", "err", err)
 			}

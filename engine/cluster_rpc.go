@@ -154,6 +154,9 @@ func (n *clusterNode) serveDelta(ctx context.Context, from string, body []byte) 
 	}
 	n.c.replicaMu.Lock()
 	defer n.c.replicaMu.Unlock()
+	if n.driving() {
+		return nil, rpc.Errorf(codeFenced, "this node drives now")
+	}
 	store := n.c.stateStore()
 	if store == nil {
 		return nil, rpc.Errorf(codeBehind, "no state store open")

@@ -63,6 +63,7 @@ type benchCluster struct {
 	procs  []*benchProc
 	client *http.Client
 	seq    [benchProducers + 64]atomic.Uint64
+	logMu  sync.Mutex // the nodes' errors are copied to logw from one goroutine each
 	logw   io.Writer
 }
 
@@ -130,8 +131,11 @@ func (bc *benchCluster) start(p *benchProc) error {
 				case addr <- m[1]:
 				default:
 				}
-			} else if strings.Contains(sc.Text(), "level=ERROR") {
+			} else if strings.Contains(sc.Text(), "level=ERROR") && !strings.Contains(sc.Text(), "component=raft") {
+				// Raft's own errors are its retries to a node the bench killed.
+				bc.logMu.Lock()
 				fmt.Fprintf(bc.logw, "  %s: %s\n", p.id, sc.Text())
+				bc.logMu.Unlock()
 			}
 		}
 	}()
