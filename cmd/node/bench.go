@@ -179,6 +179,7 @@ func bench(f *benchFlags, prof *benchProfiles, progress io.Writer) (*benchReport
 		return nil, errors.New("the sharded hand count differs from the one-goroutine count")
 	}
 	if f.mode == "cluster3" {
+		rep.Producers = clusterProducers
 		var err error
 		rep.Cluster, err = benchCluster3(lines, want, rep.HandOneLPS, f.latency, f.kills, progress)
 		return rep, err
