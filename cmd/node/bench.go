@@ -390,10 +390,30 @@ func (n *benchNode) ingestHTTP(p int, lines []string) error {
 // the committed state counting every word of every line.
 func (n *benchNode) feed(lines []string, send ingestFunc) (time.Duration, error) {
 	start := time.Now()
+	if err := sendAll(lines, benchProducers, send); err != nil {
+		return 0, err
+	}
+	// Requests acknowledged before another is sent are in the same batch
+	// or an earlier one, so once a last request's marker is in the
+	// committed state, every line before it is.
+	marker := benchMarker + "done"
+	if err := send(0, []string{marker}); err != nil {
+		return 0, err
+	}
+	if _, err := n.await(marker, 5*time.Minute); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// sendAll sends lines in requests of benchRequestLines from producers
+// concurrent producers, each taking the next request when its last is
+// acknowledged; it returns the first error.
+func sendAll(lines []string, producers int, send ingestFunc) error {
 	var next atomic.Int64
-	errs := make(chan error, benchProducers)
+	errs := make(chan error, producers)
 	var wg sync.WaitGroup
-	for p := range benchProducers {
+	for p := range producers {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)-1) * benchRequestLines
@@ -409,20 +429,7 @@ func (n *benchNode) feed(lines []string, send ingestFunc) (time.Duration, error)
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		return 0, err
-	}
-	// Requests acknowledged before another is sent are in the same batch
-	// or an earlier one, so once a last request's marker is in the
-	// committed state, every line before it is.
-	marker := benchMarker + "done"
-	if err := send(0, []string{marker}); err != nil {
-		return 0, err
-	}
-	if _, err := n.await(marker, 5*time.Minute); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
+	return <-errs
 }
 
 // benchMarker starts the words the bench adds to find its requests in

@@ -308,26 +308,8 @@ const clusterProducers = 12
 // until the committed state, on the driver, holds a marker sent last.
 func (bc *benchCluster) feed(lines []string) (time.Duration, error) {
 	start := time.Now()
-	var next atomic.Int64
-	errs := make(chan error, clusterProducers)
-	var wg sync.WaitGroup
-	for p := range clusterProducers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)-1) * benchRequestLines
-				if i >= len(lines) {
-					return
-				}
-				if err := bc.ingest(p, lines[i:min(i+benchRequestLines, len(lines))], nil); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	send := func(p int, lines []string) error { return bc.ingest(p, lines, nil) }
+	if err := sendAll(lines, clusterProducers, send); err != nil {
 		return 0, err
 	}
 	marker := benchMarker + "done"

@@ -208,19 +208,7 @@ func (e *MemEndpoint) serve(payload []byte) []byte {
 	return out
 }
 
-func (e *MemEndpoint) goTracked(f func()) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.mu.closed {
-		return false
-	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		f()
-	}()
-	return true
-}
+func (e *MemEndpoint) goTracked(f func()) bool { return spawn(&e.mu.Mutex, &e.mu.closed, &e.wg, f) }
 
 // Close disconnects the endpoint from the network (calls to it fail with
 // ErrUnreachable), fails its own calls in flight with ErrClosed, cancels

@@ -133,16 +133,21 @@ func (t *TCP) Close() error {
 }
 
 // goTracked starts f in a goroutine Close waits for, unless Close has
-// begun. Adding under mu keeps wg.Add from racing wg.Wait.
-func (t *TCP) goTracked(f func()) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.mu.closed {
+// begun.
+func (t *TCP) goTracked(f func()) bool { return spawn(&t.mu.Mutex, &t.mu.closed, &t.wg, f) }
+
+// spawn starts f in a goroutine wg counts, unless *closed (read under mu)
+// says the owner's Close has begun. Adding under mu keeps wg.Add from
+// racing the owner's wg.Wait.
+func spawn(mu *sync.Mutex, closed *bool, wg *sync.WaitGroup, f func()) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	if *closed {
 		return false
 	}
-	t.wg.Add(1)
+	wg.Add(1)
 	go func() {
-		defer t.wg.Done()
+		defer wg.Done()
 		f()
 	}()
 	return true
