@@ -378,7 +378,10 @@ func (s *sim) settle() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.t.Fatalf("the cluster did not settle within 60s: %s", s.describe())
+	s.mu.Lock()
+	conflicts := slices.Clone(s.conflict)
+	s.mu.Unlock()
+	s.t.Fatalf("the cluster did not settle within 60s: %s; batches that output something else when run again: %q", s.describe(), conflicts)
 }
 
 func (s *sim) settled() bool {
