@@ -109,7 +109,7 @@ func (n *clusterNode) applyCompleted(store *state.Store) error {
 func (n *clusterNode) copyCheckpoints() {
 	sto := n.c.storage
 	var keep []checkpoint.Ref
-	for _, r := range n.meta().View().Checkpoints {
+	for _, r := range n.meta().Checkpoints() {
 		ref := checkpoint.Ref{Time: r.Time, Name: r.Name, Sum: r.Sum}
 		keep = append(keep, ref)
 		n.mu.Lock()
@@ -166,7 +166,7 @@ func (n *clusterNode) copyCheckpoint(r recovery.CheckpointRef) {
 // copy when the replica is older than it (it missed deltas while down):
 // the driver then sends it the deltas after the checkpoint.
 func (n *clusterNode) restoreIfBehind() {
-	refs := n.meta().View().Checkpoints
+	refs := n.meta().Checkpoints()
 	if len(refs) == 0 {
 		return
 	}
@@ -231,11 +231,11 @@ func (n *clusterNode) deleteBlocks(refs []recovery.BlockRef) {
 // checkGraph refuses to go on with a graph other than the recorded one
 // (a node built from other code), unless a compatible upgrade is allowed.
 func (n *clusterNode) checkGraph() error {
-	rec := n.meta().View().Fingerprint
+	rec := n.meta().Fingerprint()
 	if rec == nil || n.c.cfg.AllowCompatibleUpgrade {
 		return nil
 	}
-	if rec.App != n.c.cfg.AppName || rec.Hash != hashLines(n.c.lines) {
+	if rec.App != n.c.cfg.AppName || rec.Hash != n.c.graphHash {
 		return errors.Join(ErrGraphChanged, errors.New(graphDiff(rec.Operators, n.c.lines)),
 			errors.New("this node runs other code than the cluster's driver: run the same binary and application on every node"))
 	}

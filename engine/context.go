@@ -53,6 +53,7 @@ type Context struct {
 	ingesting sync.WaitGroup // Ingest calls admitted while active
 	lines     []string       // graphLines, set by Start
 	stLines   []string       // stateLines, set by Start
+	graphHash string         // hashLines(lines), set by Start
 	node      *clusterNode   // set by Start in a cluster (Config.Cluster)
 	// replicaMu serialises the state replica's writers (deltas arriving,
 	// the replica loop applying them) with the driver taking the store over.
@@ -173,7 +174,7 @@ func (c *Context) Start() error {
 	}
 	sto.blocks = timeAppends(sto.blocks) // for WALLatency (wal_timing.go)
 	c.storage = sto
-	c.lines, c.stLines = lines, stLines
+	c.lines, c.stLines, c.graphHash = lines, stLines, fingerprint
 	if c.node != nil {
 		return c.startNode(fingerprint)
 	}

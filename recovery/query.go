@@ -41,3 +41,24 @@ func (f *fsm) producerMax(producer string) (uint64, bool) {
 	defer f.mu.RUnlock()
 	return f.mu.st.producers[producer].max()
 }
+
+// Checkpoints is View().Checkpoints without copying the rest of the
+// state: the references the log keeps, oldest first.
+func (l *Log) Checkpoints() []CheckpointRef {
+	l.fsm.mu.RLock()
+	defer l.fsm.mu.RUnlock()
+	return append([]CheckpointRef(nil), l.fsm.mu.st.checkpoints...)
+}
+
+// Fingerprint is View().Fingerprint without copying the rest of the
+// state; nil if no graph was recorded.
+func (l *Log) Fingerprint() *FingerprintSet {
+	l.fsm.mu.RLock()
+	defer l.fsm.mu.RUnlock()
+	if l.fsm.mu.st.fingerprint == nil {
+		return nil
+	}
+	fp := *l.fsm.mu.st.fingerprint
+	fp.Operators = append([]string(nil), fp.Operators...)
+	return &fp
+}
