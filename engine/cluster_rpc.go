@@ -294,21 +294,9 @@ func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, err
 	var got []string
 	var errs []error
 	// The leader first (its driver then reads the block from its own
-	// WAL), then in ring order, the nodes that answered lately before the
-	// others.
-	var up, down []string
+	// WAL), then in ring order.
 	leader, _ := n.meta().Leader()
-	for _, node := range n.others {
-		switch {
-		case n.isDown(node):
-			down = append(down, node)
-		case node == leader:
-			up = append([]string{node}, up...)
-		default:
-			up = append(up, node)
-		}
-	}
-	for _, node := range append(up, down...) {
+	for _, node := range n.liveFirst(n.others, leader) {
 		if len(got) == want {
 			break
 		}
@@ -333,21 +321,10 @@ func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, err
 // do.
 func (n *clusterNode) fetchBlock(ctx context.Context, e recovery.BlockEntry) (wal.Block, error) {
 	id := wal.BlockID{Stream: e.Ref.Stream, Node: e.Ref.Node, Seq: e.Ref.Seq}
-	// The nodes that hold it, those that answered lately first: a replay
-	// reads many blocks, and a dead node must not cost each of them a
-	// timeout.
-	var up, down []string
-	for _, node := range append([]string{e.Ref.Node}, e.Replicas...) {
-		switch {
-		case node == n.c.cfg.NodeID:
-		case n.isDown(node):
-			down = append(down, node)
-		default:
-			up = append(up, node)
-		}
-	}
+	// The nodes that hold it: a replay reads many blocks, and a dead node
+	// must not cost each of them a timeout.
 	var errs []error
-	for _, node := range append(up, down...) {
+	for _, node := range n.liveFirst(append([]string{e.Ref.Node}, e.Replicas...), "") {
 		var m blockMsg
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err := n.net.Call(cctx, node, methodBlockGet, &blockMsg{ID: id}, &m)
@@ -461,6 +438,25 @@ func (n *clusterNode) catchUp(ctx context.Context, node string, epoch uint64, be
 	}
 	n.c.log.Info("a node's state replica caught up", "node", node, "from", Time(applied), "deltas", len(chain))
 	return true
+}
+
+// liveFirst orders nodes (this one left out) for a call: preferred first
+// if it answered lately, then the others that did, in the order given,
+// then those that failed lately.
+func (n *clusterNode) liveFirst(nodes []string, preferred string) []string {
+	var up, down []string
+	for _, node := range nodes {
+		switch {
+		case node == n.c.cfg.NodeID:
+		case n.isDown(node):
+			down = append(down, node)
+		case node == preferred:
+			up = append([]string{node}, up...)
+		default:
+			up = append(up, node)
+		}
+	}
+	return append(up, down...)
 }
 
 func (n *clusterNode) isDown(node string) bool {

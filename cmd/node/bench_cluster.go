@@ -82,14 +82,12 @@ func startBenchCluster(root string, logw io.Writer) (*benchCluster, error) {
 		}
 	}
 	bc := &benchCluster{bin: bin, client: &http.Client{Timeout: 30 * time.Second}, logw: logw}
+	addrs, err := freeLoopbackAddrs(3)
+	if err != nil {
+		return nil, err
+	}
 	var peers []string
-	for i := range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		addr := ln.Addr().String()
-		ln.Close()
+	for i, addr := range addrs {
 		id := fmt.Sprintf("n%d", i+1)
 		peers = append(peers, id+"="+addr)
 		bc.procs = append(bc.procs, &benchProc{id: id, raft: addr, dir: filepath.Join(root, id)})
@@ -106,6 +104,27 @@ func startBenchCluster(root string, logw io.Writer) (*benchCluster, error) {
 		return nil, err
 	}
 	return bc, nil
+}
+
+// freeLoopbackAddrs returns n distinct free addresses on 127.0.0.1: all
+// are held until all are found, then released (free, not reserved).
+func freeLoopbackAddrs(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	return out, nil
 }
 
 // start runs p and waits for the HTTP address it prints.

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -45,22 +44,13 @@ type clusterDocTest struct {
 	} `json:"nodes"`
 }
 
-func freeLoopbackAddrs(t *testing.T, n int) []string {
+func testLoopbackAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var out []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
+	addrs, err := freeLoopbackAddrs(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
+	return addrs
 }
 
 type testCluster struct {
@@ -71,7 +61,7 @@ type testCluster struct {
 
 func startTestCluster(t *testing.T, extra ...string) *testCluster {
 	t.Helper()
-	addrs := freeLoopbackAddrs(t, 3)
+	addrs := testLoopbackAddrs(t, 3)
 	tc := &testCluster{t: t}
 	var peers []string
 	for i, a := range addrs {
@@ -413,7 +403,7 @@ func TestClusterRefusesAMismatchedNode(t *testing.T) {
 	}
 	victim.node.stopGracefully(t)
 
-	otherPeers := strings.Replace(tc.peers, victim.raft, freeLoopbackAddrs(t, 1)[0], 1)
+	otherPeers := strings.Replace(tc.peers, victim.raft, testLoopbackAddrs(t, 1)[0], 1)
 	bad := startChildEnv(t, failpointEnv(""), "run", "--app", "wordcount", "--source", "ingest", "--id", victim.id,
 		"--peers", otherPeers, "--data-dir", victim.dir, "--http", "127.0.0.1:0")
 	if ws, ok := (&crashNode{child: bad}).waitExit(stopDeadline); !ok || ws.ExitStatus() != exitUsage ||
