@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,14 +44,19 @@ func (f *nodeFlags) cluster() ([]recovery.Peer, error) {
 	switch {
 	case self == nil:
 		return nil, fmt.Errorf("--peers does not list this node's --id %s: list every node, this one included", f.nodeID)
-	case f.raftAddr != "" && f.raftAddr != self.Address:
-		return nil, fmt.Errorf("--raft %s differs from this node's address in --peers (%s=%s): the others reach it there", f.raftAddr, self.ID, self.Address)
+	case f.raftAddr != "" && !validHostPort(f.raftAddr):
+		return nil, fmt.Errorf("--raft %q is not HOST:PORT", f.raftAddr)
 	case f.dataDir == "":
 		return nil, errors.New("a cluster node needs --data-dir: its logs and state must survive a restart for the others to trust it")
 	case f.replication < 0 || f.replication > len(peers):
 		return nil, fmt.Errorf("--replication %d must be between 1 and the %d nodes (0: 2)", f.replication, len(peers))
 	}
 	return peers, nil
+}
+
+func validHostPort(addr string) bool {
+	_, _, err := net.SplitHostPort(addr)
+	return err == nil
 }
 
 func (f *nodeFlags) selfPeer(peers []recovery.Peer) *recovery.Peer {
@@ -69,9 +75,13 @@ func listenCluster(f *nodeFlags, peers []recovery.Peer, log *slog.Logger) (*rpc.
 		addrs[p.ID] = p.Address
 	}
 	self := f.selfPeer(peers)
-	ep, err := rpc.Listen(self.ID, self.Address, addrs, rpc.Options{Logger: log.With("component", "rpc")})
+	// --raft is where the node listens; its --peers entry is where the
+	// others dial it. They differ behind a proxy (chaos puts one in front
+	// of every node to cut links) or a NAT.
+	bind := cmp.Or(f.raftAddr, self.Address)
+	ep, err := rpc.Listen(self.ID, bind, addrs, rpc.Options{Logger: log.With("component", "rpc"), Advertise: self.Address})
 	if err != nil {
-		return nil, fmt.Errorf("--raft %s: %w (is another node running there? give each node its own address)", self.Address, err)
+		return nil, fmt.Errorf("--raft %s: %w (is another node running there? give each node its own address)", bind, err)
 	}
 	return ep, nil
 }

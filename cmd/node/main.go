@@ -148,7 +148,7 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.StringVar(&f.kafkaOut, "kafka-out", "", "kafka://HOST:PORT[,HOST:PORT]/TOPIC: wordcount also writes each batch's changed counts there (key the word, value the count), exactly once, in Kafka transactions")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop (SIGINT, SIGTERM) may take")
 	fs.StringVar(&f.peers, "peers", "", "the cluster's nodes, this one included, as ID=HOST:PORT,... with each node's --raft address (empty: a single node)")
-	fs.StringVar(&f.raftAddr, "raft", "", "address this node listens on for raft and the other nodes' calls, in a cluster (default: its own entry in --peers)")
+	fs.StringVar(&f.raftAddr, "raft", "", "address this node listens on for raft and the other nodes' calls, in a cluster (default: its own entry in --peers, which is where the others dial it; the two differ behind a proxy)")
 	fs.IntVar(&f.replication, "replication", 0, "nodes holding each received block before it is acknowledged, this one included (0: 2 in a cluster)")
 	return fs, f
 }

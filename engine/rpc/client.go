@@ -69,8 +69,7 @@ func (t *TCP) client(ctx context.Context, addr string) (*clientConn, error) {
 // dial opens an RPC connection and starts its reader. Failures before the
 // connection is usable are retryable: no request has been sent on it.
 func (t *TCP) dial(ctx context.Context, addr string) (*clientConn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := t.dialer(addr).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx, err)

@@ -61,6 +61,11 @@ type Options struct {
 	// MaxInFlight bounds the requests served concurrently per connection;
 	// the connection's reader waits for a free slot. Default 64.
 	MaxInFlight int
+	// Advertise is the address the other nodes dial to reach this one
+	// (its entry in the peer map), when it differs from the address it
+	// listens on: behind a proxy or a NAT. Raft records it as this node's
+	// address. Empty: the listening address.
+	Advertise string
 }
 
 // DefaultOptions returns Options with every default filled in.

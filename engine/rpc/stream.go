@@ -36,13 +36,22 @@ func (s *raftStream) Close() error {
 	return nil
 }
 
-func (s *raftStream) Addr() net.Addr { return s.t.ln.Addr() }
+// Addr is the address raft records for this node: the advertised one
+// (Options.Advertise) when set, since the others dial that.
+func (s *raftStream) Addr() net.Addr {
+	if s.t.advertise != nil {
+		return s.t.advertise
+	}
+	return s.t.ln.Addr()
+}
 
 func (s *raftStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	if s.t.isClosing() {
 		return nil, ErrClosed
 	}
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	d := s.t.dialer(string(address))
+	d.Timeout = timeout
+	c, err := d.Dial("tcp", string(address))
 	if err != nil {
 		return nil, err
 	}

@@ -28,12 +28,16 @@ type TCP struct {
 	caller
 	handlers handlers
 	ln       net.Listener
-	stream   *raftStream
-	raft     *raft.NetworkTransport
-	base     context.Context // parent of every handler's context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	once     sync.Once
+	// localIP, when the node listens on one IP (not 0.0.0.0 or ::), is
+	// the IP its outbound connections leave from: see dialer.
+	localIP   net.IP
+	advertise net.Addr // Options.Advertise, nil if not set
+	stream    *raftStream
+	raft      *raft.NetworkTransport
+	base      context.Context // parent of every handler's context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	once      sync.Once
 
 	mu struct {
 		sync.Mutex
@@ -57,6 +61,12 @@ func Listen(id, addr string, peers map[string]string, opts Options) (*TCP, error
 		return nil, fmt.Errorf("rpc: listen on --raft %s: %w", addr, err)
 	}
 	t := &TCP{caller: caller{id: id, opts: opts.withDefaults(), closing: make(chan struct{})}, ln: ln}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		t.localIP = a.IP
+	}
+	if opts.Advertise != "" {
+		t.advertise = advertisedAddr(opts.Advertise)
+	}
 	t.base, t.cancel = context.WithCancel(context.Background())
 	t.mu.peers = maps.Clone(peers)
 	t.mu.conns = make(map[net.Conn]struct{})
@@ -71,6 +81,38 @@ func Listen(id, addr string, peers map[string]string, opts Options) (*TCP, error
 	t.goTracked(t.acceptLoop)
 	return t, nil
 }
+
+// dialer returns the dialer for a connection to addr. A node that listens
+// on one IP dials from that IP too (any port), so that the peer sees
+// which node a connection comes from: loopback clusters give each node
+// its own 127.0.0.x, and a fault proxy in front of a node (chaos) tells
+// the nodes apart by source IP to cut one direction of a link. It does
+// not when addr is an IP of the other kind (loopback against not), which
+// the local IP could not reach.
+func (t *TCP) dialer(addr string) *net.Dialer {
+	d := &net.Dialer{}
+	if t.localIP == nil {
+		return d
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() != t.localIP.IsLoopback() {
+			return d
+		}
+	}
+	d.LocalAddr = &net.TCPAddr{IP: t.localIP}
+	return d
+}
+
+// advertisedAddr is addr as a net.Addr for raft, which only formats it
+// with String.
+func advertisedAddr(addr string) net.Addr {
+	return stringAddr(addr) // a host name stays one: it is resolved when dialed
+}
+
+type stringAddr string
+
+func (a stringAddr) Network() string { return "tcp" }
+func (a stringAddr) String() string  { return string(a) }
 
 func (t *TCP) ID() string           { return t.id }
 func (t *TCP) Addr() net.Addr       { return t.ln.Addr() }
