@@ -106,3 +106,69 @@ func (c *ManualClock) WaitUntil(ctx context.Context, t time.Time) error {
 		}
 	}
 }
+
+// JumpClock is the system clock shifted by an offset that jumps, forward
+// or back, when told to: a node whose clock is stepped by NTP or set by
+// hand, for fault injection (the chaos harness's clock nemesis). Waiters
+// wake on every jump and measure again. It is safe for concurrent use.
+//
+// Batch times stay unique and increasing across a jump: the driver
+// generates each batch time from the previous one (never from the clock),
+// and resumes after the last one the metadata log allocated; a backward
+// jump only delays the next batch, a forward one makes the driver catch
+// up with the times it skipped.
+type JumpClock struct {
+	mu struct {
+		sync.Mutex
+		offset  time.Duration
+		changed chan struct{} // closed and replaced on every jump
+	}
+}
+
+var _ Clock = (*JumpClock)(nil)
+
+// NewJumpClock returns a clock that reads the system clock until it jumps.
+func NewJumpClock() *JumpClock {
+	c := &JumpClock{}
+	c.mu.changed = make(chan struct{})
+	return c
+}
+
+// Now returns the system time plus the offset.
+func (c *JumpClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.mu.offset)
+}
+
+// Jump moves the clock by d (negative: back) and returns the offset from
+// the system clock it then has.
+func (c *JumpClock) Jump(d time.Duration) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.offset += d
+	close(c.mu.changed)
+	c.mu.changed = make(chan struct{})
+	return c.mu.offset
+}
+
+// WaitUntil blocks until the clock reads t or later, or ctx is done.
+func (c *JumpClock) WaitUntil(ctx context.Context, t time.Time) error {
+	for {
+		c.mu.Lock()
+		d, changed := t.Sub(time.Now().Add(c.mu.offset)), c.mu.changed
+		c.mu.Unlock()
+		if d <= 0 {
+			return ctx.Err()
+		}
+		timer := time.NewTimer(d)
+		select {
+		case <-timer.C:
+		case <-changed:
+			timer.Stop()
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+}

@@ -144,7 +144,7 @@ func newFlags() (*flag.FlagSet, *nodeFlags) {
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 0, "sessions' idle timeout, a multiple of --batch (0: 3 batches)")
 	fs.DurationVar(&f.checkpointInterval, "checkpoint-interval", 0, "how often, in batch time, the state is checkpointed whole (0: every 10 batches)")
 	fs.BoolVar(&f.allowUpgrade, "allow-compatible-upgrade", false, "start over a data directory written by a different graph when the change keeps the state layout (a new output, a changed print count)")
-	fs.StringVar(&f.clock, "clock", "system", "where batch time comes from: system, or manual:START_MS for tests (time then moves only by POST /debug/clock?advance=DURATION)")
+	fs.StringVar(&f.clock, "clock", "system", "where batch time comes from: system; for tests manual:START_MS (time then moves only by POST /debug/clock?advance=DURATION) or system+jumps (the system clock, shifted by POST /debug/clock?jump=DURATION)")
 	fs.StringVar(&f.kafkaOut, "kafka-out", "", "kafka://HOST:PORT[,HOST:PORT]/TOPIC: wordcount also writes each batch's changed counts there (key the word, value the count), exactly once, in Kafka transactions")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop (SIGINT, SIGTERM) may take")
 	fs.StringVar(&f.peers, "peers", "", "the cluster's nodes, this one included, as ID=HOST:PORT,... with each node's --raft address (empty: a single node)")
@@ -183,7 +183,7 @@ func (f *nodeFlags) validate() error {
 	case f.checkpointInterval < 0 || f.checkpointInterval%f.batch != 0:
 		return fmt.Errorf("--checkpoint-interval %v must be a multiple of --batch %v (0: 10 batches)", f.checkpointInterval, f.batch)
 	}
-	if _, err := f.manualClock(); err != nil {
+	if _, _, err := f.batchClock(); err != nil {
 		return err
 	}
 	if _, err := f.cluster(); err != nil {
@@ -261,12 +261,12 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	cfg.MaxLineBytes, cfg.Logger, cfg.Stdout = f.maxLineBytes, log, stdout
 	cfg.DataDir, cfg.NodeID, cfg.ReceiverMaxRate, cfg.Backpressure = f.dataDir, f.nodeID, f.maxRate, f.backpressure
 	cfg.CheckpointInterval, cfg.AllowCompatibleUpgrade = f.checkpointInterval, f.allowUpgrade
-	manual, err := f.manualClock()
+	clock, clockMover, err := f.batchClock()
 	if err != nil {
 		return nil, err
 	}
-	if manual != nil {
-		cfg.Clock = manual
+	if clock != nil {
+		cfg.Clock = clock
 	}
 	if f.partitions == 0 {
 		cfg.Partitions = engine.DefaultConfig().Partitions
@@ -311,8 +311,8 @@ func startNode(f *nodeFlags, log *slog.Logger, stdout io.Writer) (*node, error) 
 	mux.Handle("POST /api/ingest/{stream}", &ingestHandler{c: c, maxBody: f.maxRequest, maxLineBytes: f.maxLineBytes})
 	stateRoutes(mux, c)
 	n.status.stateSummary = stateSummary(c)
-	if manual != nil {
-		mux.Handle("POST /debug/clock", clockHandler{manual})
+	if clockMover != nil {
+		mux.Handle("POST /debug/clock", clockMover)
 	}
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// The server answers while the context starts: the page then says
