@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sluice-stream/sluice/engine"
 )
@@ -40,6 +41,9 @@ const (
 	headerSequence = "Sluice-Sequence"
 )
 
+// brokenRequests numbers the requests of a build with brokenDedupe.
+var brokenRequests atomic.Uint64
+
 type ingestReply struct {
 	Stream    string `json:"stream"`
 	Producer  string `json:"producer"`
@@ -65,6 +69,9 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, status, err.Error())
 		return
+	}
+	if brokenDedupe {
+		producer = fmt.Sprintf("%s~%d", producer, brokenRequests.Add(1))
 	}
 	res, err := h.c.Ingest(r.Context(), stream, producer, seq, records)
 	if err != nil {

@@ -6,6 +6,7 @@
 //	node produce [flags] [FILE]  send lines to a node's ingest endpoint
 //	node bench [flags]           measure word count against a hand-written one
 //	node devcluster [flags]      a three-node cluster of local processes, for trying it out
+//	node chaos [flags]           inject faults into a cluster of local nodes and check exactly-once
 //	node help                    this help
 package main
 
@@ -52,11 +53,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(args[1:], stdout, stderr)
 	case "devcluster":
 		return runDevcluster(args[1:], os.Stdin, stdout, stderr)
+	case "chaos":
+		return runChaos(args[1:], stdout, stderr)
 	case "help":
 		usage(stderr)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, produce, bench, devcluster, help\n", args[0])
+	fmt.Fprintf(stderr, "node: unknown command %q; the commands are: run, produce, bench, devcluster, chaos, help\n", args[0])
 	return exitUsage
 }
 
@@ -76,6 +79,11 @@ Usage:
                   [--app wordcount] [--source ingest] [-- flags of every node run]
                        start a cluster of local nodes (UIs at http://127.0.0.1:4041...),
                        show their logs, and stop them all at Ctrl-C
+  node chaos [--nodes 3] [--duration 2m] [--rate 200] [--faults kill,pause,partition,restart-all,clock]
+             [--seed S] [--report DIR]
+                       kill, stop, partition and restart a cluster of local nodes under
+                       load, then check every acknowledged line counted exactly once
+                       (exit 0 pass, 1 a check failed, 2 could not run)
   node help            show this help
 
 Applications (--app):
