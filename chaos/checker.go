@@ -40,18 +40,18 @@ type stateSnapshot struct {
 
 // Checks is the verdict of the checker, with its figures.
 type Checks struct {
-	AckedLines           int    `json:"acked_lines"`
-	FailedLines          int    `json:"failed_lines"`
-	IndeterminateLines   int    `json:"indeterminate_lines"`
-	IndeterminateCounted int    `json:"indeterminate_lines_counted"`
-	Lost                 int    `json:"lost"`       // acknowledged tokens not counted
-	Duplicated           int    `json:"duplicated"` // tokens counted more than once
-	Unknown              int    `json:"unknown"`    // keys counted that were never sent
-	Mismatched           int    `json:"mismatched"` // other disagreements (words, re-runs, state, order)
-	Batches              int    `json:"batches_with_output"`
-	Rerun                int    `json:"batches_on_several_nodes"`
-	FirstBatch           int64  `json:"first_batch_ms"`
-	LastBatch            int64  `json:"last_batch_ms"`
+	AckedLines           int   `json:"acked_lines"`
+	FailedLines          int   `json:"failed_lines"`
+	IndeterminateLines   int   `json:"indeterminate_lines"`
+	IndeterminateCounted int   `json:"indeterminate_lines_counted"`
+	Lost                 int   `json:"lost"`       // acknowledged tokens not counted
+	Duplicated           int   `json:"duplicated"` // tokens counted more than once
+	Unknown              int   `json:"unknown"`    // keys counted that were never sent
+	Mismatched           int   `json:"mismatched"` // other disagreements (words, re-runs, state, order)
+	Batches              int   `json:"batches_with_output"`
+	Rerun                int   `json:"batches_on_several_nodes"`
+	FirstBatch           int64 `json:"first_batch_ms"`
+	LastBatch            int64 `json:"last_batch_ms"`
 	// Problems lists what failed, the first few of each kind; Skipped
 	// what was not checked, and why.
 	Problems []string       `json:"problems"`

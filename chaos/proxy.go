@@ -24,7 +24,7 @@ type proxy struct {
 	mu struct {
 		sync.Mutex
 		closed  bool
-		blocked map[string]bool            // source node ids refused
+		blocked map[string]bool           // source node ids refused
 		conns   map[string]map[*link]bool // source node id → open links
 	}
 }
