@@ -30,7 +30,8 @@ type request struct {
 	outcome  int
 	tries    int
 	ackedAt  time.Time
-	resent   bool // sent once more after its ack
+	resent   bool   // sent once more after its ack
+	failure  string // the 4xx that failed it: status, node, try, body
 }
 
 // token is line i's unique token: "tok-p<producer>-s<seq>-<i>".
@@ -125,7 +126,7 @@ func (l *load) send(ctx context.Context, r *request, at int, rng *rand.Rand) int
 	for ctx.Err() == nil {
 		n := l.c.nodes[at%len(l.c.nodes)]
 		r.tries++
-		status, reply, retryAfter := l.post(ctx, n, r, body)
+		status, reply, retryAfter, text := l.post(ctx, n, r, body)
 		switch {
 		case status == http.StatusOK:
 			l.acked(r, reply)
@@ -133,6 +134,8 @@ func (l *load) send(ctx context.Context, r *request, at int, rng *rand.Rand) int
 		case status >= 400 && status < 500 && status != http.StatusTooManyRequests:
 			l.mu.Lock()
 			r.outcome = OutcomeFailed
+			r.failure = fmt.Sprintf("p%d seq %d: %d from %s at try %d (%s): %s", r.producer, r.seq, status, n.id, r.tries,
+				time.Now().Format("15:04:05.000"), strings.TrimSpace(text))
 			l.mu.Unlock()
 			return at
 		}
@@ -150,27 +153,30 @@ type ingestAnswer struct {
 	Duplicate bool `json:"duplicate"`
 }
 
-// post sends r once: the status (0 for no answer), the 200's body and
-// Retry-After.
-func (l *load) post(ctx context.Context, n *node, r *request, body string) (int, ingestAnswer, time.Duration) {
+// post sends r once: the status (0 for no answer), the 200's body,
+// Retry-After, and another status's body.
+func (l *load) post(ctx context.Context, n *node, r *request, body string) (int, ingestAnswer, time.Duration, string) {
 	var ans ingestAnswer
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.http+"/api/ingest/lines", strings.NewReader(body))
 	if err != nil {
-		return 0, ans, 0
+		return 0, ans, 0, ""
 	}
 	req.Header.Set("Sluice-Producer", "p"+strconv.Itoa(r.producer))
 	req.Header.Set("Sluice-Sequence", strconv.FormatUint(r.seq, 10))
 	resp, err := l.client.Do(req)
 	if err != nil {
-		return 0, ans, 0
+		return 0, ans, 0, ""
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&ans) != nil {
-		return 0, ans, 0 // a torn answer is no answer
+	if resp.StatusCode == http.StatusOK {
+		if json.NewDecoder(resp.Body).Decode(&ans) != nil {
+			return 0, ans, 0, "" // a torn answer is no answer
+		}
+		return resp.StatusCode, ans, 0, ""
 	}
-	io.Copy(io.Discard, resp.Body)
+	text, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-	return resp.StatusCode, ans, time.Duration(secs) * time.Second
+	return resp.StatusCode, ans, time.Duration(secs) * time.Second, string(text)
 }
 
 func (l *load) acked(r *request, ans ingestAnswer) {
@@ -195,7 +201,7 @@ func (l *load) resend(ctx context.Context, r *request, at int) {
 	r.resent = true
 	l.mu.resends++
 	l.mu.Unlock()
-	status, ans, _ := l.post(ctx, n, r, strings.Join(r.lines, "\n")+"\n")
+	status, ans, _, _ := l.post(ctx, n, r, strings.Join(r.lines, "\n")+"\n")
 	if status == http.StatusOK && !ans.Duplicate {
 		l.mu.Lock()
 		l.mu.resendBad = append(l.mu.resendBad, fmt.Sprintf("p%d seq %d sent again to %s: stored again, not a duplicate", r.producer, r.seq, n.id))

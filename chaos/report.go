@@ -32,6 +32,7 @@ type reportDoc struct {
 	Events            []Event        `json:"events"`
 	Requests          map[string]int `json:"requests"`
 	Resends           int            `json:"resends"`
+	Refusals          []string       `json:"refusals,omitempty"`
 	Checks            *Checks        `json:"checks,omitempty"`
 	Failovers         []failover     `json:"failovers"`
 	FailoverP50MS     int64          `json:"failover_p50_ms"`
@@ -45,7 +46,7 @@ func (r *Result) doc() reportDoc {
 	d := reportDoc{Verdict: r.Verdict, Passed: r.Passed, Seed: r.Config.Seed, Nodes: r.Config.Nodes,
 		Replay:    fmt.Sprintf("node chaos --nodes %d --duration %v --rate %d --faults %s --seed %d", r.Config.Nodes, r.Config.Duration, r.Config.Rate, strings.Join(r.Config.Faults, ","), r.Config.Seed),
 		DurationS: r.Config.Duration.Seconds(), ElapsedS: r.End.Sub(r.Start).Seconds(), Rate: r.Config.Rate,
-		Faults: r.Config.Faults, Plan: r.Plan, Events: r.Events, Requests: r.Requests, Resends: r.Resends,
+		Faults: r.Config.Faults, Plan: r.Plan, Events: r.Events, Requests: r.Requests, Resends: r.Resends, Refusals: r.Refusals,
 		Checks: r.Checks, Failovers: r.Failovers}
 	if !r.Settled.IsZero() {
 		d.SettleS = r.Settled.Sub(r.LoadEnd).Seconds()
@@ -109,6 +110,12 @@ func (r *Result) Summary() string {
 	p("")
 	p("requests: %d acknowledged, %d failed (4xx), %d indeterminate; %d acknowledged ones sent again",
 		d.Requests["acknowledged"], d.Requests["refused"], d.Requests["indeterminate"], d.Resends)
+	if len(r.Refusals) > 0 {
+		p("requests refused (4xx), the first %d:", len(r.Refusals))
+		for _, s := range r.Refusals {
+			p("  %s", s)
+		}
+	}
 	if c := r.Checks; c != nil {
 		p("lines: %d acknowledged, %d failed, %d indeterminate (%d of them counted)", c.AckedLines, c.FailedLines, c.IndeterminateLines, c.IndeterminateCounted)
 		p("lost %d, duplicated %d, counted but never sent %d, other mismatches %d", c.Lost, c.Duplicated, c.Unknown, c.Mismatched)

@@ -27,6 +27,7 @@ type Result struct {
 	Requests  map[string]int
 	Resends   int
 	ResendBad []string
+	Refusals  []string // the 4xx answers that failed requests, the first few
 	Failovers []failover
 	Twice     []string // batch times completed by two drivers
 	Start     time.Time
@@ -243,6 +244,9 @@ func (r *runner) finish(ctx context.Context) {
 	res.Requests = map[string]int{}
 	for _, q := range reqs {
 		res.Requests[outcomeName(q.outcome)]++
+		if q.failure != "" && len(res.Refusals) < 20 {
+			res.Refusals = append(res.Refusals, q.failure)
+		}
 	}
 	r.load.mu.Lock()
 	res.Resends, res.ResendBad, res.AckedPerS = r.load.mu.resends, r.load.mu.resendBad, r.load.mu.ackedPerS
