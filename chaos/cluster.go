@@ -442,15 +442,6 @@ func (c *cluster) leader(ctx context.Context) *node {
 	return nil
 }
 
-func (c *cluster) byID(id string) *node {
-	for _, n := range c.nodes {
-		if n.id == id {
-			return n
-		}
-	}
-	return nil
-}
-
 func hasFault(faults []string, f string) bool {
 	for _, x := range faults {
 		if x == f {
