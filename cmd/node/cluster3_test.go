@@ -368,7 +368,9 @@ func TestClusterFlagsRefused(t *testing.T) {
 		{"not_id_eq_addr", []string{"--id", "n1", "--peers", "n1=127.0.0.1:1,n2", "--data-dir", dir}, "not ID=HOST:PORT"},
 		{"bad_address", []string{"--id", "n1", "--peers", "n1=nowhere", "--data-dir", dir}, "address"},
 		{"no_data_dir", []string{"--id", "n1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2"}, "needs --data-dir"},
-		{"raft_differs", []string{"--id", "n1", "--raft", "127.0.0.1:9", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2", "--data-dir", dir}, "differs"},
+		// --raft may differ from the --peers entry (a proxy in front), but
+		// must be an address.
+		{"raft_not_an_address", []string{"--id", "n1", "--raft", "nowhere", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2", "--data-dir", dir}, "not HOST:PORT"},
 		{"replication_too_high", []string{"--id", "n1", "--replication", "3", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2", "--data-dir", dir}, "--replication"},
 		{"raft_without_peers", []string{"--raft", "127.0.0.1:9"}, "give --peers"},
 	}
