@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-stream/sluice/engine/rpc"
+	"github.com/sluice-stream/sluice/recovery"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// mapTasksOf returns the driver's map tasks of the shuffling operators
+// over the batches it ran, by the node they ran on, and the failed ones.
+func mapTasksOf(c *Context) (byNode map[string]int, failed []TaskInfo) {
+	byNode = map[string]int{}
+	v := c.storage.meta.View()
+	for _, b := range v.Batches {
+		tasks, _ := c.BatchTasks(Time(b.Time))
+		for _, ti := range tasks {
+			if ti.Node == "" || !strings.Contains(ti.Operator, "updateStateByKey") && !strings.Contains(ti.Operator, "reduceByKey") {
+				continue
+			}
+			if ti.Error != "" {
+				failed = append(failed, ti)
+				continue
+			}
+			byNode[ti.Node]++
+		}
+	}
+	return byNode, failed
+}
+
+// loadFor runs the simulation's producers for d.
+func (s *sim) loadFor(d time.Duration) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range 3 {
+		wg.Add(1)
+		go s.produce(p, stop, &wg)
+	}
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+}
+
+// In a cluster the map side of a shuffle over a receiver's blocks runs on
+// the nodes holding the blocks, and the counts are exact. When a node
+// holding blocks dies, its map tasks run on the driver within the same
+// batch, and the counts stay exact.
+func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a simulated cluster for seconds")
+	}
+	s := newSim(t, 77)
+	defer s.close()
+	s.loadFor(1500 * time.Millisecond)
+	s.settle()
+	s.check()
+	l := s.leader()
+	if l == nil {
+		t.Fatal("no driver")
+	}
+	byNode, failed := mapTasksOf(l.ctx)
+	if len(failed) > 0 {
+		t.Fatalf("map tasks failed with every node up: %+v", failed)
+	}
+	var elsewhere int
+	for node, n := range byNode {
+		if node != l.id {
+			elsewhere += n
+		}
+	}
+	if elsewhere == 0 {
+		t.Fatalf("no map task ran on a node other than the driver %s: %v", l.id, byNode)
+	}
+	t.Logf("map tasks by node, driver %s: %v", l.id, byNode)
+
+	// One block that another node took in, mapped three ways: on the
+	// driver only, on that node, and on that node once it is dead (the
+	// task fails there and runs on the driver). Same bytes every time.
+	op, in := blockMappingOp(t, l.ctx)
+	var e recovery.BlockEntry
+	var victim *simNode
+	v := l.ctx.storage.meta.View()
+	for _, b := range v.Batches {
+		for _, be := range b.Blocks {
+			if be.Ref.Node != l.id && be.Counted() > 0 {
+				e = be
+			}
+		}
+	}
+	for _, n := range s.nodes {
+		if n.id == e.Ref.Node {
+			victim = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no block taken in by a node other than the driver %s in %d batches", l.id, len(v.Batches))
+	}
+	b := &batchRun{t: Time(v.LastCompleted), c: l.ctx, exec: l.ctx.exec, epoch: l.ctx.node.status().Epoch}
+	run := func(remote bool) []byte {
+		t.Helper()
+		task := func(sub *batchRun) (msgpack.RawMessage, error) { return op.blockMap(sub) }
+		outs, err := runBlockMaps(b, op, in, []recovery.BlockEntry{e}, remote, task)
+		if err != nil {
+			t.Fatalf("map task (remote %v): %v", remote, err)
+		}
+		return outs[0]
+	}
+	here := run(false)
+	if there := run(true); !bytes.Equal(here, there) {
+		t.Fatalf("the map task of block %v output %x on %s and %x on the driver", e.Ref, there, victim.id, here)
+	}
+	s.crash(victim)
+	l.ctx.node.mu.Lock()
+	delete(l.ctx.node.mu.down, victim.id) // as if it had not failed yet
+	l.ctx.node.mu.Unlock()
+	if again := run(true); !bytes.Equal(here, again) {
+		t.Fatalf("after %s died the map task output %x, before %x", victim.id, again, here)
+	}
+	tasks, _ := l.ctx.BatchTasks(b.t)
+	var ranThere, failedThere bool
+	for _, ti := range tasks {
+		if ti.Operator == op.label() && ti.Node == victim.id {
+			ranThere = ranThere || ti.Error == ""
+			failedThere = failedThere || ti.Error != ""
+		}
+	}
+	if !ranThere || !failedThere {
+		t.Fatalf("tasks on %s: ran %v, failed %v; want both: %+v", victim.id, ranThere, failedThere, tasks)
+	}
+	s.start(victim)
+	s.loadFor(500 * time.Millisecond)
+	s.settle()
+	s.check()
+}
+
+// blockMappingOp returns c's UpdateStateByKey operator, which maps the
+// ingest stream's blocks.
+func blockMappingOp(t *testing.T, c *Context) (*opNode, *receiverStream) {
+	t.Helper()
+	for _, o := range c.ops {
+		if o.kind == "updateStateByKey" && o.blockMap != nil {
+			if in := c.blockInput(o.parents[0]); in != nil {
+				return o, in
+			}
+		}
+	}
+	t.Fatal("no operator maps blocks")
+	return nil, nil
+}
+
+// A map task from a driver of an older epoch than the node has seen, of
+// an operator that shuffles no blocks, or that does not decode, is
+// refused with a code.
+func TestMapTaskRefusesBadRequests(t *testing.T) {
+	net := rpc.NewMemNetwork()
+	c := startSoloCluster(t, net)
+	peer := net.Endpoint("intruder")
+	defer peer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	epoch := c.node.status().Epoch
+	block := recovery.BlockEntry{Ref: recovery.BlockRef{Stream: "lines", Node: "n1", Seq: 1}}
+	cases := []struct {
+		name string
+		req  any
+		code string
+	}{
+		{"garbage", []byte{0xc1}, codeRefused},
+		{"old_epoch", &mapTaskMsg{Epoch: epoch - 1, Time: 5, Op: 0, Block: block}, codeFenced},
+		{"no_such_operator", &mapTaskMsg{Epoch: epoch, Time: 5, Op: 999, Block: block}, codeRefused},
+		{"operator_without_shuffle", &mapTaskMsg{Epoch: epoch, Time: 5, Op: 0, Block: block}, codeRefused},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := peer.Call(ctx, "n1", methodMapTask, tc.req, nil); !rpc.IsCode(err, tc.code) {
+				t.Fatalf("err %v, want code %s", err, tc.code)
+			}
+		})
+	}
+}
