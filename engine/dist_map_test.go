@@ -10,16 +10,18 @@ import (
 
 	"github.com/sluice-stream/sluice/engine/rpc"
 	"github.com/sluice-stream/sluice/recovery"
+	"github.com/sluice-stream/sluice/wal"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // mapTasksOf returns the driver's map tasks of the shuffling operators
-// over the batches it ran, by the node they ran on, and the failed ones.
+// over the last batches it ran (the log may have truncated them), by the
+// node they ran on, and the failed ones.
 func mapTasksOf(c *Context) (byNode map[string]int, failed []TaskInfo) {
 	byNode = map[string]int{}
-	v := c.storage.meta.View()
-	for _, b := range v.Batches {
-		tasks, _ := c.BatchTasks(Time(b.Time))
+	last := Time(c.storage.meta.View().LastCompleted)
+	for t := last; t > last.Add(-keepTracedBatches*simBatch); t = t.Add(-simBatch) {
+		tasks, _ := c.BatchTasks(t)
 		for _, ti := range tasks {
 			if ti.Node == "" || !strings.Contains(ti.Operator, "updateStateByKey") && !strings.Contains(ti.Operator, "reduceByKey") {
 				continue
@@ -34,11 +36,13 @@ func mapTasksOf(c *Context) (byNode map[string]int, failed []TaskInfo) {
 	return byNode, failed
 }
 
-// loadFor runs the simulation's producers for d.
-func (s *sim) loadFor(d time.Duration) {
+// loadFor runs three producers, first to first+2, for d. A producer id
+// must not be used again: its sequences would start over with other
+// lines.
+func (s *sim) loadFor(first int, d time.Duration) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for p := range 3 {
+	for p := first; p < first+3; p++ {
 		wg.Add(1)
 		go s.produce(p, stop, &wg)
 	}
@@ -57,7 +61,7 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 	}
 	s := newSim(t, 77)
 	defer s.close()
-	s.loadFor(1500 * time.Millisecond)
+	s.loadFor(0, 1500*time.Millisecond)
 	s.settle()
 	s.check()
 	l := s.leader()
@@ -83,25 +87,40 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 	// driver only, on that node, and on that node once it is dead (the
 	// task fails there and runs on the driver). Same bytes every time.
 	op, in := blockMappingOp(t, l.ctx)
-	var e recovery.BlockEntry
 	var victim *simNode
-	v := l.ctx.storage.meta.View()
-	for _, b := range v.Batches {
-		for _, be := range b.Blocks {
-			if be.Ref.Node != l.id && be.Counted() > 0 {
-				e = be
-			}
-		}
-	}
 	for _, n := range s.nodes {
-		if n.id == e.Ref.Node {
+		if n != l {
 			victim = n
+			break
 		}
 	}
-	if victim == nil {
-		t.Fatalf("no block taken in by a node other than the driver %s in %d batches", l.id, len(v.Batches))
+	line := "probe-1 ant bee ant"
+	s.mu.Lock()
+	s.sent["probe-1"] = line
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := victim.ctx.Ingest(ctx, "lines", "probe", 1, []string{line})
+	cancel()
+	if err != nil {
+		t.Fatalf("ingest through %s: %v", victim.id, err)
 	}
-	b := &batchRun{t: Time(v.LastCompleted), c: l.ctx, exec: l.ctx.exec, epoch: l.ctx.node.status().Epoch}
+	s.mu.Lock()
+	s.acked["probe-1"] = line
+	s.mu.Unlock()
+	// The probe's block, mapped now: its batch cannot have been truncated
+	// yet, which takes a checkpoint and ten batches after it completes.
+	seq, ok, err := victim.ctx.storage.blocks.LastSeq("lines", victim.id)
+	if err != nil || !ok {
+		t.Fatalf("the probe's block on %s: %v", victim.id, err)
+	}
+	id := wal.BlockID{Stream: "lines", Node: victim.id, Seq: seq}
+	if _, err := l.ctx.storage.blocks.Read(id); err != nil {
+		t.Fatalf("the driver %s holds no copy of %v (copies go to the leader first): %v", l.id, id, err)
+	}
+	e := recovery.BlockEntry{Ref: recovery.BlockRef{Stream: id.Stream, Node: id.Node, Seq: id.Seq}, Records: 1, Replicas: []string{l.id}}
+	// A batch time of its own, so that the trace holds only these tasks.
+	at := Time(l.ctx.storage.meta.View().LastCompleted).Add(100000 * simBatch)
+	b := &batchRun{t: at, c: l.ctx, exec: l.ctx.exec, epoch: l.ctx.node.status().Epoch}
 	run := func(remote bool) []byte {
 		t.Helper()
 		task := func(sub *batchRun) (msgpack.RawMessage, error) { return op.blockMap(sub) }
@@ -134,7 +153,7 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 		t.Fatalf("tasks on %s: ran %v, failed %v; want both: %+v", victim.id, ranThere, failedThere, tasks)
 	}
 	s.start(victim)
-	s.loadFor(500 * time.Millisecond)
+	s.loadFor(3, 500*time.Millisecond)
 	s.settle()
 	s.check()
 }
