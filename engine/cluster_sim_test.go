@@ -24,7 +24,8 @@ import (
 // process, on the in-memory network and Pebble's crashable in-memory
 // filesystem, fed through ingest on every node while faults drawn from a
 // seed hit them: a node crashed (its unsynced writes lost) and restarted,
-// the leader partitioned away and healed. After the faults the cluster
+// the leader partitioned away and healed, a node paused (its calls held
+// and delivered late, rpc.MemNetwork.Pause). After the faults the cluster
 // must settle, and then:
 //
 //   - every acknowledged request's records are counted, each in exactly
@@ -329,7 +330,7 @@ func (s *sim) run() {
 
 // fault injects one fault from the seed.
 func (s *sim) fault() {
-	switch k := s.rng.IntN(4); k {
+	switch k := s.rng.IntN(5); k {
 	case 0, 1: // crash the leader, or a random node, and restart it later
 		n := s.leader()
 		if k == 1 || n == nil {
@@ -364,6 +365,17 @@ func (s *sim) fault() {
 				return
 			}
 		}
+	case 4: // pause the leader, or a random node, past the election timeout
+		n := s.leader()
+		if n == nil || s.rng.IntN(2) == 0 {
+			n = s.nodes[s.rng.IntN(len(s.nodes))]
+		}
+		d := time.Duration(300+s.rng.IntN(1200)) * time.Millisecond
+		s.t.Logf("fault: pause %s for %v", n.id, d)
+		s.net.Pause(n.id)
+		time.Sleep(d)
+		s.net.Resume(n.id)
+		s.t.Logf("fault: resume %s", n.id)
 	}
 }
 

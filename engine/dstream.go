@@ -61,6 +61,13 @@ func (d *DStream[T]) get(b *batchRun, t Time) (r *rdd[T], ok bool, err error) {
 	if !d.op.validAt(t) {
 		return nil, false, nil
 	}
+	if b.detached { // a map task's one-block batch: keeps nothing
+		if t != b.t {
+			return nil, false, fmt.Errorf("engine: %s read batch %v from a map task of batch %v", d.op.label(), t, b.t)
+		}
+		r, err = d.compute(b)
+		return r, err == nil, err
+	}
 	if r, ok := d.cache[t]; ok {
 		return r, true, nil
 	}
@@ -134,6 +141,8 @@ func (d *DStream[T]) collect(b *batchRun) (*rdd[T], error) {
 	}
 	return materialize(b, d.op.label(), r)
 }
+
+func (d *DStream[T]) persisted() bool { return d.persist }
 
 func (d *DStream[T]) force(b *batchRun) error {
 	_, _, err := d.get(b, b.t)

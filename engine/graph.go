@@ -22,6 +22,10 @@ type opNode struct {
 	readsPast bool          // a window: reads its parent's earlier RDDs
 	state     stateOperator // set for UpdateStateByKey and MapWithState
 	hooks     opHooks
+	// blockMap, set on an operator that shuffles a record-wise chain over
+	// one receiver, runs its map task over a one-block batch, for
+	// another node's driver (dist_map.go).
+	blockMap func(sub *batchRun) ([]byte, error)
 }
 
 // opHooks is what the scheduler needs from a typed DStream.
@@ -31,6 +35,8 @@ type opHooks interface {
 	force(b *batchRun) error
 	// forget drops computed RDDs at times <= before.
 	forget(before Time)
+	// persisted reports whether the stream keeps its RDDs (Cache).
+	persisted() bool
 }
 
 // label names an operator in logs and errors.

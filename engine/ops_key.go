@@ -5,14 +5,11 @@ package engine
 func keyed[K comparable, V, C any](ds *DStream[Pair[K, V]], kind string, opts []OpOption,
 	create func(V) C, mergeV func(C, V) C, mergeC func(C, C) C, mapSide bool) *DStream[Pair[K, C]] {
 	n, param := applyOptions(opts).partitionCount(ds.op.ctx)
-	var out *DStream[Pair[K, C]]
-	out = derive(ds, kind, []string{param}, func(b *batchRun) (*rdd[Pair[K, C]], error) {
-		r, err := ds.getOrEmpty(b)
-		if err != nil {
-			return nil, err
-		}
-		return shuffleByKey(b, out.op.label(), r, n, create, mergeV, mergeC, mapSide)
+	var m *blockMapper[K, V, C]
+	out := derive(ds, kind, []string{param}, func(b *batchRun) (*rdd[Pair[K, C]], error) {
+		return m.shuffle(b, mapSide)
 	})
+	m = newBlockMapper(out.op, ds, max(n, 1), create, mergeV, mergeC)
 	checkPartitions(out.op, n)
 	return out
 }

@@ -22,12 +22,9 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 	n, param := o.partitionCount(c)
 	initial, ok := o.initial.([]Pair[K, S])
 	s := &statefulStream[Pair[K, S], K, S]{stores: newStateStores(max(n, 1), initial)}
+	var m *blockMapper[K, V, []V]
 	s.DStream = derive(ds, "updateStateByKey", []string{param}, func(b *batchRun) (*rdd[Pair[K, S]], error) {
-		r, err := ds.getOrEmpty(b)
-		if err != nil {
-			return nil, err
-		}
-		grouped, err := groupByKeyRDD(b, s.op.label(), r, n)
+		grouped, err := m.shuffle(b, true)
 		if err != nil {
 			return nil, err
 		}
@@ -46,6 +43,10 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 		// memory stays bounded by the keys the batch changed.
 		return stateRDD(parts), nil
 	})
+	m = newBlockMapper(s.op, ds, max(n, 1),
+		func(v V) []V { return []V{v} },
+		func(c []V, v V) []V { return append(c, v) },
+		func(c, d []V) []V { return append(c, d...) })
 	s.stores.op = s.op
 	checkStorable[K](s.op, "key type")
 	checkStorable[S](s.op, "state type")

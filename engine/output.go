@@ -44,6 +44,7 @@ type noHooks struct{}
 
 func (noHooks) force(*batchRun) error { return nil }
 func (noHooks) forget(Time)           {}
+func (noHooks) persisted() bool       { return false }
 
 // printRule is the line Spark prints around a batch's header.
 const printRule = "-------------------------------------------"

@@ -22,6 +22,10 @@ type batchRun struct {
 	info   BatchInfo
 	state  *state.Batch // the state writes of the batch
 	replay bool         // completed before, re-run to rebuild the state
+	epoch  uint64       // the driver's, carried by the tasks it sends
+	// detached: a map task's batch of one block (dist_map.go), whose
+	// operators compute and keep nothing.
+	detached bool
 }
 
 // scheduler generates a batch every batch duration (the job generator) and
@@ -230,7 +234,7 @@ func (s *scheduler) allocate(ctx context.Context, t Time) (*batchRun, error) {
 // newBatch makes the batch run of t from its allocated blocks and the
 // memory inputs' data.
 func (s *scheduler) newBatch(t Time, blocks []recovery.BlockEntry) *batchRun {
-	b := &batchRun{t: t, c: s.c, exec: s.c.exec, inputs: make(map[int]any, len(s.inputs))}
+	b := &batchRun{t: t, c: s.c, exec: s.c.exec, epoch: s.epoch, inputs: make(map[int]any, len(s.inputs))}
 	b.info = BatchInfo{Time: t, SubmittedAt: s.c.cfg.Clock.Now()}
 	byStream := make(map[string][]recovery.BlockEntry)
 	for _, e := range blocks {

@@ -46,30 +46,52 @@ func shuffleByKey[K comparable, V, C any](b *batchRun, op string, r *rdd[Pair[K,
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]Pair[K, C], n)
-	err = b.exec.run(b.t, op, n, func(p int) {
-		acc := newOrderedMap[K, C](0)
-		for i := 0; i < m; i++ {
-			if mapSide {
-				for _, kc := range combined[i][p] {
-					slot, ok := acc.slot(kc.Key)
+	if !mapSide {
+		return reduceShuffled(b, op, n, func(p int, acc *orderedMap[K, C]) {
+			for i := 0; i < m; i++ {
+				for _, kv := range raw[i][p] {
+					slot, ok := acc.slot(kv.Key)
 					if ok {
-						*slot = mergeC(*slot, kc.Value)
+						*slot = mergeV(*slot, kv.Value)
 					} else {
-						*slot = kc.Value
+						*slot = create(kv.Value)
 					}
 				}
-				continue
 			}
-			for _, kv := range raw[i][p] {
-				slot, ok := acc.slot(kv.Key)
+		})
+	}
+	return reduceCombined(b, op, n, combined, mergeC)
+}
+
+// reduceCombined is the reduce side of a shuffle whose map tasks combined
+// their values: reduce task p merges the combiners of partition p of
+// every map task, in map-task order.
+func reduceCombined[K comparable, C any](b *batchRun, op string, n int, combined [][][]Pair[K, C], mergeC func(C, C) C) (*rdd[Pair[K, C]], error) {
+	return reduceShuffled(b, op, n, func(p int, acc *orderedMap[K, C]) {
+		for i := range combined {
+			if p >= len(combined[i]) {
+				continue // an empty map task's output
+			}
+			for _, kc := range combined[i][p] {
+				slot, ok := acc.slot(kc.Key)
 				if ok {
-					*slot = mergeV(*slot, kv.Value)
+					*slot = mergeC(*slot, kc.Value)
 				} else {
-					*slot = create(kv.Value)
+					*slot = kc.Value
 				}
 			}
 		}
+	})
+}
+
+// reduceShuffled runs the n reduce tasks of a shuffle: merge fills a
+// task's map with its partition's combiners, and the output partition
+// holds them in the order their keys first came.
+func reduceShuffled[K comparable, C any](b *batchRun, op string, n int, merge func(p int, acc *orderedMap[K, C])) (*rdd[Pair[K, C]], error) {
+	out := make([][]Pair[K, C], n)
+	err := b.exec.run(b.t, op, n, func(p int) {
+		acc := newOrderedMap[K, C](0)
+		merge(p, acc)
 		pairs := make([]Pair[K, C], 0, acc.len())
 		acc.each(func(k K, c C) { pairs = append(pairs, Pair[K, C]{k, c}) })
 		out[p] = pairs

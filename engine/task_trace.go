@@ -18,6 +18,9 @@ type TaskInfo struct {
 	// output) and so counts nothing.
 	Records int64  `json:"records"`
 	Error   string `json:"error,omitempty"`
+	// Node ran the task, where it is not the node that shows it: a
+	// shuffle's map task sent to the node holding its block.
+	Node string `json:"node,omitempty"`
 }
 
 // BatchTasks returns the tasks batch t ran, in the order they finished,
@@ -43,9 +46,14 @@ type taskTrace struct {
 
 // task runs one task through guard, timing it and recording its outcome.
 func (x *executor) task(t Time, op string, p int, fn func() error) error {
+	return x.taskOn(t, op, p, "", fn)
+}
+
+// taskOn is task for a task run on node (or for node).
+func (x *executor) taskOn(t Time, op string, p int, node string, fn func() error) error {
 	start := time.Now()
 	err := guard(t, op, p, fn)
-	ti := TaskInfo{Operator: op, Partition: p, Start: start, Duration: time.Since(start), Records: -1}
+	ti := TaskInfo{Operator: op, Partition: p, Start: start, Duration: time.Since(start), Records: -1, Node: node}
 	if err != nil {
 		ti.Error = err.Error()
 	}

@@ -57,6 +57,7 @@ type taskRow struct {
 	DurationMS float64   `json:"duration_ms"`
 	Records    int64     `json:"records"` // -1: not counted
 	Error      string    `json:"error,omitempty"`
+	Node       string    `json:"node,omitempty"` // in a cluster, the node a map task ran on
 }
 
 // parseBatchTime reads {t}, a batch time in ms since the Unix epoch.
@@ -80,7 +81,7 @@ func (s *status) detail(t int64) (batchDetail, bool) {
 	starts := map[string]time.Time{}
 	for _, ti := range tasks {
 		d.Tasks = append(d.Tasks, taskRow{Operator: ti.Operator, Partition: ti.Partition, Start: ti.Start,
-			DurationMS: ms(ti.Duration), Records: ti.Records, Error: ti.Error})
+			DurationMS: ms(ti.Duration), Records: ti.Records, Error: ti.Error, Node: ti.Node})
 		i, seen := index[ti.Operator]
 		if !seen {
 			i = len(d.Operators)

@@ -13,11 +13,13 @@ import (
 // Raft traffic uses raft's InmemTransport (raft addresses are node ids);
 // RPC calls go through the same msgpack encoding of bodies and envelopes as
 // TCP, so a value that would not encode fails here too, but no sockets.
-// Partitions cut both lanes.
+// Partitions cut both lanes. A paused node's calls, both ways, are held
+// and delivered when it resumes (see Pause).
 type MemNetwork struct {
-	mu    sync.Mutex
-	eps   map[string]*MemEndpoint // latest endpoint per id, open or closed
-	group map[string]int          // partition group per id; nil: healed
+	mu     sync.Mutex
+	eps    map[string]*MemEndpoint  // latest endpoint per id, open or closed
+	group  map[string]int           // partition group per id; nil: healed
+	paused map[string]chan struct{} // closed by Resume
 }
 
 // NewMemNetwork returns an empty, fully connected network.
@@ -84,12 +86,73 @@ func (n *MemNetwork) Partition(groups ...[]string) {
 	n.rewireLocked()
 }
 
-// Heal reconnects everything.
+// Heal reconnects everything and resumes every paused node.
 func (n *MemNetwork) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.group = nil
+	for id := range n.paused {
+		n.resumeLocked(id)
+	}
 	n.rewireLocked()
+}
+
+// Pause freezes id's traffic as a stopped process's (SIGSTOP) would be,
+// as far as a network can: raft messages to and from it are dropped (raft
+// retries them), and RPC calls to or from it are held, neither delivered
+// nor failed, until Resume. A caller whose deadline passes meanwhile gets
+// ErrTimeout, and its request is still delivered after Resume: a stale
+// message arriving late, as from a process that wakes up with requests in
+// its socket buffers. The node's own goroutines keep running, which a
+// stopped process's do not: what this models is the others' view of it.
+func (n *MemNetwork) Pause(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.paused == nil {
+		n.paused = make(map[string]chan struct{})
+	}
+	if n.paused[id] == nil {
+		n.paused[id] = make(chan struct{})
+	}
+	n.rewireLocked()
+}
+
+// Resume delivers id's held calls and reconnects its raft routes.
+func (n *MemNetwork) Resume(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.resumeLocked(id)
+	n.rewireLocked()
+}
+
+func (n *MemNetwork) resumeLocked(id string) {
+	if ch := n.paused[id]; ch != nil {
+		close(ch)
+		delete(n.paused, id)
+	}
+}
+
+// held returns a channel closed once neither end of a call from → to is
+// paused, or nil if neither is now.
+func (n *MemNetwork) held(from, to string) <-chan struct{} {
+	n.mu.Lock()
+	a, b := n.paused[from], n.paused[to]
+	n.mu.Unlock()
+	switch {
+	case a == nil && b == nil:
+		return nil
+	case a == nil || from == to:
+		return b
+	case b == nil:
+		return a
+	}
+	both := make(chan struct{})
+	go func() {
+		<-a
+		<-b
+		close(both)
+	}()
+	return both
 }
 
 // Isolate cuts id off from every other node.
@@ -99,6 +162,11 @@ func (n *MemNetwork) Isolate(id string) {
 
 func (n *MemNetwork) reachableLocked(a, b string) bool {
 	return n.group == nil || n.group[a] == n.group[b]
+}
+
+// raftLinkedLocked: raft traffic flows between a and b.
+func (n *MemNetwork) raftLinkedLocked(a, b string) bool {
+	return n.reachableLocked(a, b) && n.paused[a] == nil && n.paused[b] == nil
 }
 
 // rewireLocked makes raft's routes match the partition: connected both
@@ -112,7 +180,7 @@ func (n *MemNetwork) rewireLocked() {
 			switch {
 			case a == b:
 				ea.trans.Connect(ea.trans.LocalAddr(), ea.trans)
-			case !eb.isClosing() && n.reachableLocked(a, b):
+			case !eb.isClosing() && n.raftLinkedLocked(a, b):
 				ea.trans.Connect(raft.ServerAddress(b), eb.trans)
 			default:
 				ea.trans.Disconnect(raft.ServerAddress(b))
@@ -158,12 +226,47 @@ func (e *MemEndpoint) Call(ctx context.Context, to, method string, req, resp any
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, to)
 	}
 	return e.call(ctx, to, method, req, resp, func(ctx context.Context, r request) ([]byte, error) {
+		if to != e.id {
+			if hold := e.net.held(e.id, to); hold != nil {
+				return e.deliverLater(ctx, hold, to, r)
+			}
+		}
 		target, err := e.net.route(e.id, to)
 		if err != nil {
 			return nil, err
 		}
 		return e.deliver(ctx, target, r)
 	})
+}
+
+// deliverLater holds a call while an end of it is paused, then delivers
+// it to whatever node to is by then, whether or not the caller still
+// waits: a caller that gives up first gets ErrTimeout, and the handler
+// runs all the same (the request was on the wire).
+func (e *MemEndpoint) deliverLater(ctx context.Context, hold <-chan struct{}, to string, r request) ([]byte, error) {
+	type result struct {
+		body []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		<-hold
+		target, err := e.net.route(e.id, to)
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		body, err := e.deliver(context.Background(), target, r)
+		done <- result{body, err}
+	}()
+	select {
+	case res := <-done:
+		return res.body, res.err
+	case <-ctx.Done():
+		return nil, ctxError(ctx, nil)
+	case <-e.closing:
+		return nil, ErrClosed
+	}
 }
 
 // deliver runs r on target in a goroutine target owns, the envelope

@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-stream/sluice/engine/rpc"
+	"github.com/sluice-stream/sluice/recovery"
+	"github.com/sluice-stream/sluice/wal"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// mapTasksOf returns the driver's map tasks of the shuffling operators
+// over the last batches it ran (the log may have truncated them), by the
+// node they ran on, and the failed ones.
+func mapTasksOf(c *Context) (byNode map[string]int, failed []TaskInfo) {
+	byNode = map[string]int{}
+	last := Time(c.storage.meta.View().LastCompleted)
+	for t := last; t > last.Add(-keepTracedBatches*simBatch); t = t.Add(-simBatch) {
+		tasks, _ := c.BatchTasks(t)
+		for _, ti := range tasks {
+			if ti.Node == "" || !strings.Contains(ti.Operator, "updateStateByKey") && !strings.Contains(ti.Operator, "reduceByKey") {
+				continue
+			}
+			if ti.Error != "" {
+				failed = append(failed, ti)
+				continue
+			}
+			byNode[ti.Node]++
+		}
+	}
+	return byNode, failed
+}
+
+// loadFor runs three producers, first to first+2, for d. A producer id
+// must not be used again: its sequences would start over with other
+// lines.
+func (s *sim) loadFor(first int, d time.Duration) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := first; p < first+3; p++ {
+		wg.Add(1)
+		go s.produce(p, stop, &wg)
+	}
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+}
+
+// In a cluster the map side of a shuffle over a receiver's blocks runs on
+// the nodes holding the blocks, and the counts are exact. When a node
+// holding blocks dies, its map tasks run on the driver within the same
+// batch, and the counts stay exact.
+func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a simulated cluster for seconds")
+	}
+	s := newSim(t, 77)
+	defer s.close()
+	s.loadFor(0, 1500*time.Millisecond)
+	s.settle()
+	s.check()
+	l := s.leader()
+	if l == nil {
+		t.Fatal("no driver")
+	}
+	byNode, failed := mapTasksOf(l.ctx)
+	if len(failed) > 0 {
+		t.Fatalf("map tasks failed with every node up: %+v", failed)
+	}
+	var elsewhere int
+	for node, n := range byNode {
+		if node != l.id {
+			elsewhere += n
+		}
+	}
+	if elsewhere == 0 {
+		t.Fatalf("no map task ran on a node other than the driver %s: %v", l.id, byNode)
+	}
+	t.Logf("map tasks by node, driver %s: %v", l.id, byNode)
+
+	// One block that another node took in, mapped three ways: on the
+	// driver only, on that node, and on that node once it is dead (the
+	// task fails there and runs on the driver). Same bytes every time.
+	op, in := blockMappingOp(t, l.ctx)
+	var victim *simNode
+	for _, n := range s.nodes {
+		if n != l {
+			victim = n
+			break
+		}
+	}
+	line := "probe-1 ant bee ant"
+	s.mu.Lock()
+	s.sent["probe-1"] = line
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := victim.ctx.Ingest(ctx, "lines", "probe", 1, []string{line})
+	cancel()
+	if err != nil {
+		t.Fatalf("ingest through %s: %v", victim.id, err)
+	}
+	s.mu.Lock()
+	s.acked["probe-1"] = line
+	s.mu.Unlock()
+	// The probe's block, mapped now: its batch cannot have been truncated
+	// yet, which takes a checkpoint and ten batches after it completes.
+	seq, ok, err := victim.ctx.storage.blocks.LastSeq("lines", victim.id)
+	if err != nil || !ok {
+		t.Fatalf("the probe's block on %s: %v", victim.id, err)
+	}
+	id := wal.BlockID{Stream: "lines", Node: victim.id, Seq: seq}
+	if _, err := l.ctx.storage.blocks.Read(id); err != nil {
+		t.Fatalf("the driver %s holds no copy of %v (copies go to the leader first): %v", l.id, id, err)
+	}
+	e := recovery.BlockEntry{Ref: recovery.BlockRef{Stream: id.Stream, Node: id.Node, Seq: id.Seq}, Records: 1, Replicas: []string{l.id}}
+	// A batch time of its own, so that the trace holds only these tasks.
+	at := Time(l.ctx.storage.meta.View().LastCompleted).Add(100000 * simBatch)
+	b := &batchRun{t: at, c: l.ctx, exec: l.ctx.exec, epoch: l.ctx.node.status().Epoch}
+	run := func(remote bool) []byte {
+		t.Helper()
+		task := func(sub *batchRun) (msgpack.RawMessage, error) { return op.blockMap(sub) }
+		outs, err := runBlockMaps(b, op, in, []recovery.BlockEntry{e}, remote, task)
+		if err != nil {
+			t.Fatalf("map task (remote %v): %v", remote, err)
+		}
+		return outs[0]
+	}
+	here := run(false)
+	if there := run(true); !bytes.Equal(here, there) {
+		t.Fatalf("the map task of block %v output %x on %s and %x on the driver", e.Ref, there, victim.id, here)
+	}
+	s.crash(victim)
+	l.ctx.node.mu.Lock()
+	delete(l.ctx.node.mu.down, victim.id) // as if it had not failed yet
+	l.ctx.node.mu.Unlock()
+	if again := run(true); !bytes.Equal(here, again) {
+		t.Fatalf("after %s died the map task output %x, before %x", victim.id, again, here)
+	}
+	tasks, _ := l.ctx.BatchTasks(b.t)
+	var ranThere, failedThere bool
+	for _, ti := range tasks {
+		if ti.Operator == op.label() && ti.Node == victim.id {
+			ranThere = ranThere || ti.Error == ""
+			failedThere = failedThere || ti.Error != ""
+		}
+	}
+	if !ranThere || !failedThere {
+		t.Fatalf("tasks on %s: ran %v, failed %v; want both: %+v", victim.id, ranThere, failedThere, tasks)
+	}
+	s.start(victim)
+	s.loadFor(3, 500*time.Millisecond)
+	s.settle()
+	s.check()
+}
+
+// blockMappingOp returns c's UpdateStateByKey operator, which maps the
+// ingest stream's blocks.
+func blockMappingOp(t *testing.T, c *Context) (*opNode, *receiverStream) {
+	t.Helper()
+	for _, o := range c.ops {
+		if o.kind == "updateStateByKey" && o.blockMap != nil {
+			if in := c.blockInput(o.parents[0]); in != nil {
+				return o, in
+			}
+		}
+	}
+	t.Fatal("no operator maps blocks")
+	return nil, nil
+}
+
+// A map task from a driver of an older epoch than the node has seen, of
+// an operator that shuffles no blocks, or that does not decode, is
+// refused with a code.
+func TestMapTaskRefusesBadRequests(t *testing.T) {
+	net := rpc.NewMemNetwork()
+	c := startSoloCluster(t, net)
+	peer := net.Endpoint("intruder")
+	defer peer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	epoch := c.node.status().Epoch
+	block := recovery.BlockEntry{Ref: recovery.BlockRef{Stream: "lines", Node: "n1", Seq: 1}}
+	cases := []struct {
+		name string
+		req  any
+		code string
+	}{
+		{"garbage", []byte{0xc1}, codeRefused},
+		{"old_epoch", &mapTaskMsg{Epoch: epoch - 1, Time: 5, Op: 0, Block: block}, codeFenced},
+		{"no_such_operator", &mapTaskMsg{Epoch: epoch, Time: 5, Op: 999, Block: block}, codeRefused},
+		{"operator_without_shuffle", &mapTaskMsg{Epoch: epoch, Time: 5, Op: 0, Block: block}, codeRefused},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := peer.Call(ctx, "n1", methodMapTask, tc.req, nil); !rpc.IsCode(err, tc.code) {
+				t.Fatalf("err %v, want code %s", err, tc.code)
+			}
+		})
+	}
+}
