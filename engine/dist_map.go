@@ -35,9 +35,10 @@ const (
 	methodMapTask  = "task.map" // run a map task over one block
 	codeTaskFailed = "task-failed"
 
-	// mapTaskTimeout bounds a map task on another node; past it the
-	// driver runs the task itself.
-	mapTaskTimeout = 3 * time.Second
+	// mapTaskTimeout bounds a map task on another node; mapTaskSpeculate
+	// is how long the driver waits for it before running it too.
+	mapTaskTimeout   = 3 * time.Second
+	mapTaskSpeculate = 500 * time.Millisecond
 	// mapTasksInFlight bounds the map tasks the driver has sent to one
 	// node and not heard back from.
 	mapTasksInFlight = 8
@@ -227,25 +228,25 @@ func runBlockMaps[C any](b *batchRun, self *opNode, in *receiverStream, entries 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if node := places[i]; node != here {
-				slots[node] <- struct{}{}
-				err := b.exec.taskOn(b.t, label, i, node, func() error {
-					return n.remoteMap(b, self, e, node, &outs[i])
+			runLocal := func() (C, error) {
+				b.exec.sem <- struct{}{}
+				defer func() { <-b.exec.sem }()
+				var out C
+				err := b.exec.taskOn(b.t, label, i, here, func() error {
+					var err error
+					out, err = task(oneBlock(b.c, b.t, b.epoch, in, e))
+					return err
 				})
-				<-slots[node]
-				if err == nil {
-					return
-				}
-				b.c.log.Warn("a map task failed on another node: running it here", "batch", b.t, "operator", label,
-					"block", fmt.Sprintf("%s/%s/%d", e.Ref.Stream, e.Ref.Node, e.Ref.Seq), "node", node, "err", err)
+				return out, err
 			}
-			b.exec.sem <- struct{}{}
-			defer func() { <-b.exec.sem }()
-			errs[i] = b.exec.taskOn(b.t, label, i, here, func() error {
-				var err error
-				outs[i], err = task(oneBlock(b.c, b.t, b.epoch, in, e))
-				return err
-			})
+			node := places[i]
+			if node == here {
+				outs[i], errs[i] = runLocal()
+				return
+			}
+			outs[i], errs[i] = speculate(b, label, i, e, node, slots[node], func(out *C) error {
+				return n.remoteMap(b, self, e, node, out)
+			}, runLocal)
 		}()
 	}
 	wg.Wait()
@@ -255,6 +256,51 @@ func runBlockMaps[C any](b *batchRun, self *opNode, in *receiverStream, entries 
 		}
 	}
 	return outs, nil
+}
+
+// speculate runs a map task on node and, should it fail there or not have
+// answered within mapTaskSpeculate, here as well (Spark's speculative
+// execution): the first success wins. Both runs compute the same output,
+// from the same block, so which wins changes nothing. A stopped node
+// (SIGSTOP) costs a batch mapTaskSpeculate, not mapTaskTimeout.
+func speculate[C any](b *batchRun, label string, i int, e recovery.BlockEntry, node string, slot chan struct{},
+	remote func(*C) error, local func() (C, error)) (C, error) {
+	type result struct {
+		out C
+		err error
+	}
+	done := make(chan result, 1)
+	sent := make(chan struct{})
+	go func() {
+		slot <- struct{}{} // a free slot for node: the call goes out now
+		defer func() { <-slot }()
+		close(sent)
+		var r result
+		r.err = b.exec.taskOn(b.t, label, i, node, func() error { return remote(&r.out) })
+		done <- r
+	}()
+	block := fmt.Sprintf("%s/%s/%d", e.Ref.Stream, e.Ref.Node, e.Ref.Seq)
+	<-sent // a task queued behind others for the node is not slow yet
+	timer := time.NewTimer(mapTaskSpeculate)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err == nil {
+			return r.out, nil
+		}
+		b.c.log.Warn("a map task failed on another node: running it here", "batch", b.t, "operator", label, "block", block, "node", node, "err", r.err)
+		return local()
+	case <-timer.C:
+		b.c.log.Info("a map task is slow on another node: running it here too", "batch", b.t, "operator", label, "block", block, "node", node, "after", mapTaskSpeculate)
+	}
+	out, err := local()
+	if err == nil {
+		return out, nil
+	}
+	if r := <-done; r.err == nil { // the node may still deliver
+		return r.out, nil
+	}
+	return out, err
 }
 
 // mapPlace picks the node to run the map task over block e, the i-th of

@@ -134,6 +134,20 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 	if there := run(true); !bytes.Equal(here, there) {
 		t.Fatalf("the map task of block %v output %x on %s and %x on the driver", e.Ref, there, victim.id, here)
 	}
+	// Stopped (its calls held): the driver does not wait for the task's
+	// timeout, it runs the task too once it is slow, and takes its own
+	// result while the node's is still to come.
+	s.net.Pause(victim.id)
+	b.t = b.t.Add(simBatch)
+	if slow := run(true); !bytes.Equal(here, slow) {
+		t.Fatalf("with %s stopped the map task output %x, before %x", victim.id, slow, here)
+	}
+	tasks, _ := l.ctx.BatchTasks(b.t)
+	if len(tasks) != 1 || tasks[0].Node != l.id || tasks[0].Error != "" {
+		t.Fatalf("with %s stopped, want one task, done on the driver %s, and the node's still out: %+v", victim.id, l.id, tasks)
+	}
+	s.net.Resume(victim.id)
+	b.t = b.t.Add(simBatch)
 	s.crash(victim)
 	l.ctx.node.mu.Lock()
 	delete(l.ctx.node.mu.down, victim.id) // as if it had not failed yet
@@ -141,16 +155,17 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 	if again := run(true); !bytes.Equal(here, again) {
 		t.Fatalf("after %s died the map task output %x, before %x", victim.id, again, here)
 	}
-	tasks, _ := l.ctx.BatchTasks(b.t)
+	first, _ := l.ctx.BatchTasks(at)
+	crashed, _ := l.ctx.BatchTasks(b.t)
 	var ranThere, failedThere bool
-	for _, ti := range tasks {
+	for _, ti := range append(first, crashed...) {
 		if ti.Operator == op.label() && ti.Node == victim.id {
 			ranThere = ranThere || ti.Error == ""
 			failedThere = failedThere || ti.Error != ""
 		}
 	}
 	if !ranThere || !failedThere {
-		t.Fatalf("tasks on %s: ran %v, failed %v; want both: %+v", victim.id, ranThere, failedThere, tasks)
+		t.Fatalf("tasks on %s: ran %v, failed %v; want both: %+v, then %+v", victim.id, ranThere, failedThere, first, crashed)
 	}
 	s.start(victim)
 	s.loadFor(3, 500*time.Millisecond)
