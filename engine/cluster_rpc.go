@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/sluice-stream/sluice/checkpoint"
@@ -319,68 +318,122 @@ func (n *clusterNode) replicate(ctx context.Context, b wal.Block) ([]string, err
 }
 
 // fetchBlock reads a block this node does not hold from the nodes that
-// do.
+// do: the live ones first, and the next one too when the one asked has
+// not answered within blockHedge (a stopped node must not cost every
+// block of a replay the call's timeout). The first answer wins.
 func (n *clusterNode) fetchBlock(ctx context.Context, e recovery.BlockEntry) (wal.Block, error) {
 	id := wal.BlockID{Stream: e.Ref.Stream, Node: e.Ref.Node, Seq: e.Ref.Seq}
-	// The nodes that hold it: a replay reads many blocks, and a dead node
-	// must not cost each of them a timeout.
+	holders := n.liveFirst(append([]string{e.Ref.Node}, e.Replicas...), "")
+	type answer struct {
+		node string
+		m    blockMsg
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the calls still out
+	answers := make(chan answer, len(holders))
+	asked := 0
+	ask := func() {
+		node := holders[asked]
+		asked++
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			var m blockMsg
+			err := n.net.Call(cctx, node, methodBlockGet, &blockMsg{ID: id}, &m)
+			answers <- answer{node, m, err}
+		}()
+	}
+	ask()
+	hedge := time.NewTimer(blockHedge)
+	defer hedge.Stop()
 	var errs []error
-	for _, node := range n.liveFirst(append([]string{e.Ref.Node}, e.Replicas...), "") {
-		var m blockMsg
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := n.net.Call(cctx, node, methodBlockGet, &blockMsg{ID: id}, &m)
-		cancel()
-		if err == nil {
-			return wal.Block{ID: id, Records: m.Records}, nil
+	for out := 1; out > 0; {
+		select {
+		case a := <-answers:
+			out--
+			if a.err == nil {
+				return wal.Block{ID: id, Records: a.m.Records}, nil
+			}
+			if !rpc.IsCode(a.err, codeNotFound) && ctx.Err() == nil {
+				n.markDown(a.node)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", a.node, a.err))
+			if out == 0 && asked < len(holders) {
+				ask()
+				out++
+				hedge.Reset(blockHedge)
+			}
+		case <-hedge.C:
+			if asked < len(holders) {
+				ask()
+				out++
+				hedge.Reset(blockHedge)
+			}
 		}
-		if !rpc.IsCode(err, codeNotFound) {
-			n.markDown(node)
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", node, err))
 	}
 	return wal.Block{}, fmt.Errorf("block %v is on no node that answers: %w", id, errors.Join(errs...))
 }
 
+// blockHedge is how long fetchBlock waits for a node before asking the
+// next one as well.
+const blockHedge = 500 * time.Millisecond
+
 // shipDelta sends batch t's delta to every other node, in parallel, and
 // waits for their answers (bounded): a node that answers holds it before
-// the batch completes. A node that is behind or down is skipped; the
-// driver does not wait on it again for a few seconds.
+// the batch completes. It returns how many took it. A node that is down
+// is skipped; the driver does not wait on it again for a few seconds.
 func (n *clusterNode) shipDelta(epoch uint64, t, prev Time, data []byte) int {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	acked := 0
 	msg := &deltaMsg{Epoch: epoch, Time: int64(t), Prev: int64(prev), Data: data}
 	n.keepDelta(msg)
+	answers := make(chan bool, len(n.others))
+	out := 0
 	for _, node := range n.others {
 		if n.isDown(node) {
 			continue
 		}
-		wg.Add(1)
+		out++
 		go func() {
-			defer wg.Done()
 			ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 			defer cancel()
 			err := n.net.Call(ctx, node, methodDelta, msg, nil)
 			switch {
 			case err == nil:
-				mu.Lock()
-				acked++
-				mu.Unlock()
+				answers <- true
 			case rpc.IsCode(err, codeBehind):
-				if n.catchUp(ctx, node, epoch, err) {
-					mu.Lock()
-					acked++
-					mu.Unlock()
-				}
+				answers <- n.catchUp(ctx, node, epoch, err)
 			default:
 				n.c.log.Debug("a node did not take the state delta", "node", node, "batch", t, "err", err)
 				n.markDown(node)
+				answers <- false
 			}
 		}()
 	}
-	wg.Wait()
+	// Every node's answer, but once one node holds the delta, not more
+	// than deltaGrace for the others: a stopped node must not hold up
+	// every batch for the call's timeout. One that answers late, or not,
+	// is sent what it missed when it says it is behind.
+	acked := 0
+	var grace <-chan time.Time
+	for ; out > 0; out-- {
+		select {
+		case ok := <-answers:
+			if ok {
+				acked++
+				if grace == nil {
+					grace = time.After(deltaGrace)
+				}
+			}
+		case <-grace:
+			return acked
+		}
+	}
 	return acked
 }
+
+// deltaGrace is how long shipDelta waits for the other nodes once one
+// holds the delta.
+const deltaGrace = 250 * time.Millisecond
 
 // keepDelta remembers a shipped delta, so a replica that fell behind can
 // be sent the ones it missed. The deltas kept are bounded in number and

@@ -146,6 +146,25 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 	if len(tasks) != 1 || tasks[0].Node != l.id || tasks[0].Error != "" {
 		t.Fatalf("with %s stopped, want one task, done on the driver %s, and the node's still out: %+v", victim.id, l.id, tasks)
 	}
+	// Reading the block, a node asks the stopped node first, then the
+	// next holder without waiting for the first call's timeout: it has
+	// the block before that call fails (which would mark the node down).
+	var third *simNode
+	for _, n := range s.nodes {
+		if n != l && n != victim {
+			third = n
+		}
+	}
+	third.ctx.node.mu.Lock()
+	delete(third.ctx.node.mu.down, victim.id)
+	third.ctx.node.mu.Unlock()
+	got, err := third.ctx.node.fetchBlock(context.Background(), e)
+	if err != nil || len(got.Records) != 1 || got.Records[0] != line {
+		t.Fatalf("%s fetching %v with %s stopped: %v, %v", third.id, e.Ref, victim.id, got.Records, err)
+	}
+	if third.ctx.node.isDown(victim.id) {
+		t.Fatalf("%s fetching %v waited for the stopped %s's call to fail", third.id, e.Ref, victim.id)
+	}
 	s.net.Resume(victim.id)
 	b.t = b.t.Add(simBatch)
 	s.crash(victim)
@@ -169,6 +188,68 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 	}
 	s.start(victim)
 	s.loadFor(3, 500*time.Millisecond)
+	s.settle()
+	s.check()
+}
+
+// A stopped node does not hold up the batches: the driver ships a batch's
+// state delta to every node, but once one node has taken it, it waits for
+// the stopped one only a moment (deltaGrace), not for the call's timeout
+// (a failed call would mark the node down).
+func TestStoppedNodeDoesNotHoldUpBatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a simulated cluster for seconds")
+	}
+	s := newSim(t, 78)
+	defer s.close()
+	s.loadFor(0, 500*time.Millisecond)
+	s.settle()
+	l := s.leader()
+	if l == nil {
+		t.Fatal("no driver")
+	}
+	var stopped, other *simNode
+	for _, n := range s.nodes {
+		switch {
+		case n == l:
+		case stopped == nil:
+			stopped = n
+		default:
+			other = n
+		}
+	}
+	l.ctx.node.mu.Lock()
+	delete(l.ctx.node.mu.down, stopped.id)
+	l.ctx.node.mu.Unlock()
+	s.net.Pause(stopped.id)
+	defer s.net.Resume(stopped.id)
+	// Taken in by the other follower, copied to the leader first: no call
+	// of this batch but the delta goes to the stopped node.
+	line := "probe-1 yak"
+	s.mu.Lock()
+	s.sent["probe-1"] = line
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := other.ctx.Ingest(ctx, "lines", "probe", 1, []string{line}); err != nil {
+		t.Fatalf("ingest through %s: %v", other.id, err)
+	}
+	s.mu.Lock()
+	s.acked["probe-1"] = line
+	s.mu.Unlock()
+	for {
+		if got, err := l.ctx.QueryState("counts", "yak"); err == nil && got.Value == any(int64(1)) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the probe's batch did not complete with %s stopped", stopped.id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if l.ctx.node.isDown(stopped.id) {
+		t.Fatalf("the driver waited for the stopped %s's call to fail before completing the batch", stopped.id)
+	}
+	s.net.Resume(stopped.id)
 	s.settle()
 	s.check()
 }
