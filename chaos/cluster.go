@@ -242,7 +242,7 @@ func (c *cluster) awaitHTTP(ctx context.Context, n *node) error {
 			return fmt.Errorf("%w: %s exited at its start (%v); the end of %s:\n%s", ErrNodeStart, n.id, n.exitErr(), n.logPath, tail)
 		}
 		var doc clusterDoc
-		if c.getJSON(ctx, n, "/api/cluster", &doc) == nil {
+		if c.getJSON(ctx, n, "/api/cluster?local=1", &doc) == nil {
 			return nil
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
@@ -430,7 +430,7 @@ func (c *cluster) leader(ctx context.Context) *node {
 			continue
 		}
 		var d clusterDoc
-		if c.getJSON(ctx, n, "/api/cluster", &d) == nil && d.Leader != nil && *d.Leader != "" {
+		if c.getJSON(ctx, n, "/api/cluster?local=1", &d) == nil && d.Leader != nil && *d.Leader != "" {
 			votes[*d.Leader]++
 		}
 	}

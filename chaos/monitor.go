@@ -69,7 +69,9 @@ func (m *monitor) run(ctx context.Context) {
 }
 
 // poll asks every up node at once, with a short timeout so that a
-// stopped node does not hold the others' answers.
+// stopped node does not hold the others' answers, for its view of itself
+// alone (?local=1: a node asked for the whole cluster's view asks the
+// others in turn, and would wait on a stopped one).
 func (m *monitor) poll(ctx context.Context, batches bool) {
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
@@ -80,7 +82,7 @@ func (m *monitor) poll(ctx context.Context, batches bool) {
 		}
 		wg.Go(func() {
 			var d clusterDoc
-			if m.c.getJSON(ctx, n, "/api/cluster", &d) != nil {
+			if m.c.getJSON(ctx, n, "/api/cluster?local=1", &d) != nil {
 				return
 			}
 			driving, _, last, _ := d.self()

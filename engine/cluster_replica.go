@@ -298,6 +298,16 @@ func (n *clusterNode) status() NodeStatus {
 // others (bounded by ctx); a node that does not answer is "unreachable".
 // A single node returns its own.
 func (c *Context) ClusterStatus(ctx context.Context) []NodeStatus {
+	return c.clusterStatus(ctx, false)
+}
+
+// NodeStatus is this node's view of itself alone: ClusterStatus without
+// asking the others, so it answers at once when one of them is stopped.
+func (c *Context) NodeStatus() NodeStatus {
+	return c.clusterStatus(context.Background(), true)[0]
+}
+
+func (c *Context) clusterStatus(ctx context.Context, self bool) []NodeStatus {
 	c.mu.Lock()
 	n := c.node
 	c.mu.Unlock()
@@ -306,6 +316,9 @@ func (c *Context) ClusterStatus(ctx context.Context) []NodeStatus {
 		return []NodeStatus{{ID: ci.NodeID, Role: ci.State, Term: ci.Term, Leader: ci.LeaderID, Driving: ci.Leading(), AppliedIndex: ci.AppliedIndex}}
 	}
 	out := []NodeStatus{n.status()}
+	if self {
+		return out
+	}
 	results := make([]NodeStatus, len(n.others))
 	done := make(chan struct{})
 	for i, node := range n.others {

@@ -153,8 +153,15 @@ func (s *status) serveReceivers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"receivers": s.receivers()})
 }
 
-func (s *status) serveCluster(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.cluster.doc())
+func (s *status) serveCluster(w http.ResponseWriter, r *http.Request) {
+	switch v := r.URL.Query().Get("local"); v {
+	case "", "0", "false":
+		writeJSON(w, http.StatusOK, s.cluster.doc(false))
+	case "1", "true":
+		writeJSON(w, http.StatusOK, s.cluster.doc(true))
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("local=%q: give local=1 for this node's view of itself alone, or leave it out", v))
+	}
 }
 
 // serveReady answers /readyz: 200 once the node has a leader and has

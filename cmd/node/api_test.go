@@ -108,6 +108,7 @@ func TestAPIWhileDataFlows(t *testing.T) {
 		{"/api/batches/soon", http.StatusBadRequest},
 		{"/api/batches?limit=0", http.StatusBadRequest},
 		{"/api/nothing", http.StatusNotFound},
+		{"/api/cluster?local=maybe", http.StatusBadRequest},
 	} {
 		var e struct{ Error string }
 		if code := getJSON(t, base+tc.path, &e); code != tc.code || e.Error == "" {
@@ -120,6 +121,10 @@ func TestAPIWhileDataFlows(t *testing.T) {
 	if cl.LeaderID != "n7" || !cl.Ready || len(cl.Nodes) != 1 || cl.Nodes[0].Role != "Leader" || !cl.Nodes[0].Self ||
 		cl.Nodes[0].PartitionsLed < 1 || len(cl.LeaderChanges) != 1 || cl.LeaderChanges[0].To != "n7" {
 		t.Errorf("/api/cluster = %+v: want n7 alone, leading, ready, elected once", cl)
+	}
+	var local clusterDoc
+	if code := getJSON(t, base+"/api/cluster?local=1", &local); code != http.StatusOK || len(local.Nodes) != 1 || !local.Nodes[0].Self || local.LeaderID != "n7" {
+		t.Errorf("/api/cluster?local=1 = %d %+v: want n7's view of itself", code, local)
 	}
 
 	var rs struct{ Receivers []receiverRow }

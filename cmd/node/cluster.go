@@ -170,7 +170,10 @@ type clusterNode struct {
 	Error          string `json:"error,omitempty"`
 }
 
-func (w *clusterWatch) doc() clusterDoc {
+// doc is GET /api/cluster: with local set, this node's view of itself
+// alone, without asking the other nodes (which takes up to half a second
+// when one of them is stopped).
+func (w *clusterWatch) doc(local bool) clusterDoc {
 	ci, changes, _ := w.info()
 	d := clusterDoc{NodeID: ci.NodeID, LeaderID: ci.LeaderID, Term: ci.Term, LeaderChanges: changes}
 	if ci.LeaderID != "" {
@@ -180,7 +183,11 @@ func (w *clusterWatch) doc() clusterDoc {
 	if w.c.Config().Cluster != nil && w.running.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
-		for _, st := range w.c.ClusterStatus(ctx) {
+		statuses := []engine.NodeStatus{w.c.NodeStatus()}
+		if !local {
+			statuses = w.c.ClusterStatus(ctx)
+		}
+		for _, st := range statuses {
 			n := clusterNode{ID: st.ID, Self: st.ID == ci.NodeID, Role: st.Role, Term: st.Term, AppliedIndex: st.AppliedIndex,
 				Driving: st.Driving, Epoch: st.Epoch, LastCompleted: int64(st.LastCompleted), StateAppliedMs: int64(st.StateApplied), Error: st.Error}
 			if !st.LastContact.IsZero() {

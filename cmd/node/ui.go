@@ -59,7 +59,7 @@ type pageData struct {
 const tableBatches = 30
 
 func (s *status) pageData() pageData {
-	d := pageData{Overview: s.overview(), Running: s.running.Load(), Cluster: s.cluster.doc(), Updated: time.Now()}
+	d := pageData{Overview: s.overview(), Running: s.running.Load(), Cluster: s.cluster.doc(false), Updated: time.Now()}
 	d.Ready, d.Message = d.Cluster.Ready, d.Cluster.Message
 	all := s.rows(false)
 	d.Batches = all[:min(tableBatches, len(all))]
