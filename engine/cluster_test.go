@@ -168,3 +168,50 @@ func TestClusterStopAbandonsIngestBeingStored(t *testing.T) {
 		t.Fatalf("the stranded request: %v, want ErrStorageFailed", err)
 	}
 }
+
+// A follower whose context is stopping (Stop waits for ingest requests
+// first, its replica loop still running) leaves its state replica alone:
+// the store it answers while stopping is none, and it once took that for
+// a missing replica and restored the newest checkpoint over it every
+// second until the stop ended.
+func TestClusterStoppingFollowerKeepsItsReplica(t *testing.T) {
+	net := rpc.NewMemNetwork()
+	cs := startCluster(t, net, 3, ClusterConfig{})
+	var f *Context
+	for _, c := range cs {
+		if !c.node.driving() {
+			f = c
+		}
+	}
+	if _, err := f.Ingest(context.Background(), "lines", "p", 1, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		refs := f.node.meta().Checkpoints()
+		if n := len(refs); n > 0 {
+			f.node.mu.Lock()
+			have := f.node.mu.installed[refs[n-1].Name]
+			f.node.mu.Unlock()
+			if have {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower never copied a checkpoint")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.mu.Lock()
+	f.state = stopped // as Stop's first step does
+	before := f.storage.state
+	f.mu.Unlock()
+	f.node.restoreIfBehind()
+	f.mu.Lock()
+	after := f.storage.state
+	f.state = active
+	f.mu.Unlock()
+	if after != before {
+		t.Fatal("a stopping follower replaced its state replica with a checkpoint")
+	}
+}
