@@ -102,14 +102,27 @@ type sim struct {
 	batches  map[Time][]string // batch → tokens it counted (sorted)
 	windows  map[Time]map[string]int64
 	conflict []string
+	// counts: every run's output of the word counts (the whole state
+	// after the batch), with the node that ran it.
+	counts map[Time][]simCounts
+}
+
+// simCounts is one run of a batch's state output.
+type simCounts struct {
+	node   string
+	counts map[string]int64
 }
 
 func newSim(t *testing.T, seed uint64) *sim {
 	s := &sim{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 7)), net: rpc.NewMemNetwork(),
-		acked: map[string]string{}, sent: map[string]string{}, batches: map[Time][]string{}, windows: map[Time]map[string]int64{}}
+		acked: map[string]string{}, sent: map[string]string{}, batches: map[Time][]string{}, windows: map[Time]map[string]int64{},
+		counts: map[Time][]simCounts{}}
 	level := slog.LevelError
 	if testing.Verbose() {
 		level = slog.LevelInfo
+	}
+	if os.Getenv("SIM_DEBUG") != "" {
+		level = slog.LevelDebug
 	}
 	s.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	for i := 1; i <= 3; i++ {
@@ -123,8 +136,9 @@ func newSim(t *testing.T, seed uint64) *sim {
 	return s
 }
 
-// graph builds the application on c, logging what every batch outputs.
-func (s *sim) graph(c *Context) {
+// graph builds the application on c, node's, logging what every batch
+// outputs.
+func (s *sim) graph(c *Context, node string) {
 	lines := IngestStream(c, "lines")
 	lines.ForeachRDD(func(t Time, r RDD[string]) error {
 		var toks []string
@@ -142,7 +156,16 @@ func (s *sim) graph(c *Context) {
 			old += v
 		}
 		return old, true
-	}).Named("counts").ForeachRDD(func(Time, RDD[Pair[string, int64]]) error { return nil })
+	}).Named("counts").ForeachRDD(func(t Time, r RDD[Pair[string, int64]]) error {
+		m := map[string]int64{}
+		for _, p := range r.Collect() {
+			m[p.Key] = p.Value
+		}
+		s.mu.Lock()
+		s.counts[t] = append(s.counts[t], simCounts{node: node, counts: m})
+		s.mu.Unlock()
+		return nil
+	})
 	win := ReduceByKeyAndWindow(pairs, func(a, b int64) int64 { return a + b }, simWindow, simBatch)
 	win.ForeachRDD(func(t Time, r RDD[Pair[string, int64]]) error {
 		m := map[string]int64{}
@@ -181,7 +204,7 @@ func (s *sim) start(n *simNode) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.graph(c)
+	s.graph(c, n.id)
 	if err := c.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", n.id, err)
 	}
@@ -381,7 +404,61 @@ func (s *sim) settle() {
 	s.mu.Lock()
 	conflicts := slices.Clone(s.conflict)
 	s.mu.Unlock()
-	s.t.Fatalf("the cluster did not settle within 60s: %s; batches that output something else when run again: %q", s.describe(), conflicts)
+	s.t.Fatalf("the cluster did not settle within 60s: %s; batches that output something else when run again: %q; %s",
+		s.describe(), conflicts, s.stateDivergence())
+}
+
+// stateDivergence names the first batch whose state output, on some run,
+// differs from the recount of the lines of the batches up to it: where
+// (and on which node) a count was lost or added. "" when none does.
+func (s *sim) stateDivergence() string {
+	counted := s.counted()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	perBatch := map[Time]map[string]int64{}
+	for tok, t := range counted {
+		if perBatch[t] == nil {
+			perBatch[t] = map[string]int64{}
+		}
+		for _, w := range strings.Fields(s.sent[tok])[1:] {
+			perBatch[t][w]++
+		}
+	}
+	times := slices.Sorted(maps.Keys(s.counts))
+	total := map[string]int64{}
+	var last Time
+	for _, t := range times {
+		for bt, m := range perBatch {
+			if bt > last && bt <= t {
+				for w, c := range m {
+					total[w] += c
+				}
+			}
+		}
+		last = t
+		for i, run := range s.counts[t] {
+			if diff := countDiff(run.counts, total); diff != "" {
+				var nodes []string
+				for _, r := range s.counts[t] {
+					nodes = append(nodes, r.node)
+				}
+				return fmt.Sprintf("the state output of batch %v, run %d of %v (on %s), differs from the recount: %s; that batch counted %v",
+					t, i+1, nodes, run.node, diff, perBatch[t])
+			}
+		}
+	}
+	return ""
+}
+
+// countDiff lists the words whose count got differs from want.
+func countDiff(got, want map[string]int64) string {
+	var out []string
+	for _, w := range simVocab {
+		if got[w] != want[w] {
+			out = append(out, fmt.Sprintf("%s %d, want %d", w, got[w], want[w]))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func (s *sim) settled() bool {
@@ -423,13 +500,55 @@ func (s *sim) describe() string {
 			got, err := n.ctx.QueryState("counts", w)
 			if err != nil || got.Value != any(c) {
 				fmt.Fprintf(&b, "%s: count of %s = %v (%v), the batches' outputs say %d; ", n.id, w, got.Value, err, c)
-				break
 			}
 		}
 	}
+	b.WriteString(s.deficits())
 	for _, n := range s.nodes {
 		st := n.ctx.node.status()
 		fmt.Fprintf(&b, "%s: role %s driving %v epoch %d completed %v state %v err %q; ", n.id, st.Role, st.Driving, st.Epoch, st.LastCompleted, st.StateApplied, st.Error)
+	}
+	return b.String()
+}
+
+// deficits says, for each node whose counts differ from the recount,
+// which batches counted exactly the difference: the batch whose delta the
+// node's replica lost (or holds twice).
+func (s *sim) deficits() string {
+	want := s.expected()
+	counted := s.counted()
+	s.mu.Lock()
+	perBatch := map[Time]map[string]int64{}
+	for tok, t := range counted {
+		if perBatch[t] == nil {
+			perBatch[t] = map[string]int64{}
+		}
+		for _, w := range strings.Fields(s.sent[tok])[1:] {
+			perBatch[t][w]++
+		}
+	}
+	s.mu.Unlock()
+	var b strings.Builder
+	for _, n := range s.nodes {
+		diff := map[string]int64{}
+		for w, c := range want {
+			got, err := n.ctx.QueryState("counts", w)
+			v, _ := got.Value.(int64)
+			if err == nil && v != c {
+				diff[w] = c - v
+			}
+		}
+		if len(diff) == 0 {
+			continue
+		}
+		var match []Time
+		for t, m := range perBatch {
+			if maps.Equal(m, diff) {
+				match = append(match, t)
+			}
+		}
+		slices.Sort(match)
+		fmt.Fprintf(&b, "%s is short by %v: the counts of batches %v; ", n.id, diff, match)
 	}
 	return b.String()
 }
@@ -513,6 +632,11 @@ func (s *sim) check() {
 				s.t.Errorf("node %s: count of %s = %v (%v), want %d", n.id, w, got.Value, err, c)
 			}
 		}
+	}
+	// Every run of a batch, committed or not, computed its state from the
+	// state of the batch before: its counts are the recount so far.
+	if d := s.stateDivergence(); d != "" {
+		s.t.Error(d)
 	}
 	s.t.Logf("seed %d: %d lines sent, %d acknowledged, %d counted, %d batches, %d windows", s.seed, sent, acked, len(counted), batches, len(windows))
 	if acked == 0 {
