@@ -195,6 +195,10 @@ func (s *scheduler) generate(ctx context.Context, first Time) {
 			s.endGeneration()
 			return
 		}
+		// Submitted when the clock reached t, as before allocation waited
+		// for room: the scheduling delay (backpressure's measure of a
+		// driver behind) still counts the wait.
+		reached := s.c.cfg.Clock.Now()
 		if err := s.awaitRoom(ctx); err != nil {
 			s.endGeneration()
 			return
@@ -207,6 +211,7 @@ func (s *scheduler) generate(ctx context.Context, first Time) {
 			}
 			return
 		}
+		b.info.SubmittedAt = reached
 		// The listener gets a copy: once queued, b is the run goroutine's.
 		submitted := b.info
 		s.c.bus.post(func(l Listener) { l.OnBatchSubmitted(submitted) })
