@@ -179,7 +179,9 @@ func (n *clusterNode) restoreIfBehind() {
 	}
 	n.c.replicaMu.Lock()
 	defer n.c.replicaMu.Unlock()
-	if n.driving() {
+	if n.driving() || !n.c.running() {
+		// A stopping context answers no store (stateStore): that is not
+		// a replica missing, and there is nothing to restore it for.
 		return
 	}
 	store := n.c.stateStore()

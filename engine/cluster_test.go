@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -78,5 +80,138 @@ func TestClusterRefusesBadPeerMessages(t *testing.T) {
 	res, err := c.Ingest(ctx, "lines", "p", 1, []string{"still", "running"})
 	if err != nil || res.Duplicate {
 		t.Fatalf("ingest after the bad messages: %+v, %v", res, err)
+	}
+}
+
+// startCluster starts nodes n1..nk on net, each with an ingest stream,
+// and returns them once one drives and every one admits ingest.
+func startCluster(t *testing.T, net *rpc.MemNetwork, k int, cc ClusterConfig) []*Context {
+	t.Helper()
+	var peers []recovery.Peer
+	for i := 1; i <= k; i++ {
+		id := fmt.Sprintf("n%d", i)
+		peers = append(peers, recovery.Peer{ID: id, Address: id})
+	}
+	var cs []*Context
+	for _, p := range peers {
+		cfg := cc
+		cfg.Network, cfg.Peers = net.Endpoint(p.ID), peers
+		c, err := NewContext(Config{AppName: "cluster", BatchDuration: 50 * time.Millisecond, DataDir: "/d", FS: vfs.NewMem(),
+			NodeID: p.ID, Logger: slog.New(slog.DiscardHandler), Stdout: nopWriter{}, Cluster: &cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		IngestStream(c, "lines").ForeachRDD(func(Time, RDD[string]) error { return nil })
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Stop(context.Background(), false) })
+		cs = append(cs, c)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		driving, ready := 0, 0
+		for _, c := range cs {
+			if c.node.driving() {
+				driving++
+			}
+			if c.node.ready() {
+				ready++
+			}
+		}
+		if driving == 1 && ready == k {
+			return cs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster never got a driver and every node ready (%d driving, %d ready)", driving, ready)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A node cut off from the others while an ingest request is being stored
+// (its BlockAdded retried against a leader it cannot reach, for up to a
+// minute) stops promptly when the stop is not graceful: the request is
+// abandoned, unacknowledged, for its producer to retry elsewhere. Stop
+// once waited the storage's minute out, and a crashed node of the
+// simulation held its restart (and the cluster's load) for that minute.
+func TestClusterStopAbandonsIngestBeingStored(t *testing.T) {
+	net := rpc.NewMemNetwork()
+	cs := startCluster(t, net, 3, ClusterConfig{Replication: 1})
+	var leader *Context
+	for _, c := range cs {
+		if c.node.driving() {
+			leader = c
+		}
+	}
+	net.Isolate(leader.cfg.NodeID)
+	s := leader.ingest["lines"]
+	errc := make(chan error, 1)
+	go func() {
+		_, err := leader.Ingest(context.Background(), "lines", "p", 1, []string{"stranded"})
+		errc <- err
+	}()
+	for storing := 0; storing == 0; {
+		s.group.mu.Lock()
+		storing = s.group.mu.storing
+		s.group.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	leader.Stop(ctx, false)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("Stop took %v with an ingest request being stored", took)
+	}
+	if err := <-errc; !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("the stranded request: %v, want ErrStorageFailed", err)
+	}
+}
+
+// A follower whose context is stopping (Stop waits for ingest requests
+// first, its replica loop still running) leaves its state replica alone:
+// the store it answers while stopping is none, and it once took that for
+// a missing replica and restored the newest checkpoint over it every
+// second until the stop ended.
+func TestClusterStoppingFollowerKeepsItsReplica(t *testing.T) {
+	net := rpc.NewMemNetwork()
+	cs := startCluster(t, net, 3, ClusterConfig{})
+	var f *Context
+	for _, c := range cs {
+		if !c.node.driving() {
+			f = c
+		}
+	}
+	if _, err := f.Ingest(context.Background(), "lines", "p", 1, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		refs := f.node.meta().Checkpoints()
+		if n := len(refs); n > 0 {
+			f.node.mu.Lock()
+			have := f.node.mu.installed[refs[n-1].Name]
+			f.node.mu.Unlock()
+			if have {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower never copied a checkpoint")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.mu.Lock()
+	f.state = stopped // as Stop's first step does
+	before := f.storage.state
+	f.mu.Unlock()
+	f.node.restoreIfBehind()
+	f.mu.Lock()
+	after := f.storage.state
+	f.state = active
+	f.mu.Unlock()
+	if after != before {
+		t.Fatal("a stopping follower replaced its state replica with a checkpoint")
 	}
 }

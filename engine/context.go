@@ -208,7 +208,7 @@ func (c *Context) Stop(ctx context.Context, graceful bool) error {
 	if !wasActive {
 		return nil
 	}
-	c.ingesting.Wait() // no new one is admitted: the state is stopped
+	c.awaitIngest(ctx, graceful) // no new one is admitted: the state is stopped
 	if c.node != nil {
 		err := c.stopNode(ctx, graceful)
 		c.bus.stop()
@@ -220,6 +220,39 @@ func (c *Context) Stop(ctx context.Context, graceful bool) error {
 	}
 	c.bus.stop()
 	return errors.Join(err, c.storage.close())
+}
+
+// awaitIngest waits for the Ingest calls admitted before Stop. A graceful
+// stop lets them finish storing, until ctx ends; after that, or at once
+// for a stop that is not graceful, what they are storing is abandoned
+// (their producers are not acknowledged and retry elsewhere), so that a
+// storage retrying against a cluster it cannot reach does not hold Stop
+// for its minute.
+func (c *Context) awaitIngest(ctx context.Context, graceful bool) {
+	done := make(chan struct{})
+	go func() {
+		c.ingesting.Wait()
+		close(done)
+	}()
+	if graceful {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+	}
+	c.mu.Lock()
+	streams := make([]*receiverStream, 0, len(c.ingest))
+	for _, s := range c.ingest {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		if s.cancel != nil {
+			s.cancel()
+		}
+	}
+	<-done
 }
 
 // AwaitTermination blocks until the context stops, by Stop or by a failed

@@ -253,9 +253,14 @@ func (g *ingestGroup) storeNext(ctx context.Context, s *receiverStream) {
 // storeCalls stores calls as a group, with a context of their own.
 func (g *ingestGroup) storeCalls(ctx context.Context, s *receiverStream, calls []*ingestCall) {
 	// The group holds other callers' requests: this caller giving up must
-	// not fail them. A minute bounds a storage that hangs, as for a
-	// receiver's block (cutBlock).
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	// not fail them, the stream stopping must (Stop abandons what is not
+	// stored: unacknowledged, it is the producers' to retry). A minute
+	// bounds a storage that hangs, as for a receiver's block (cutBlock).
+	life := s.life
+	if life == nil {
+		life = context.WithoutCancel(ctx)
+	}
+	gctx, cancel := context.WithTimeout(life, time.Minute)
 	defer cancel()
 	storeGroup(gctx, s, calls)
 }

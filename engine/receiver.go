@@ -144,8 +144,12 @@ type receiverStream struct {
 	}
 	sourceStats
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	// life ends when the stream stops (or Stop gives up on it): what an
+	// ingest group is storing is abandoned then. Set by start, before
+	// Ingest admits a request.
+	life context.Context
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
 // ReceiverStream returns a stream of the records r receives. name names
@@ -208,7 +212,7 @@ func (s *receiverStream) name() string  { return s.stream }
 
 func (s *receiverStream) start(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
-	s.cancel = cancel
+	s.cancel, s.life = cancel, ctx
 	s.setRunning(true)
 	if s.recv == nil {
 		return

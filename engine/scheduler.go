@@ -61,12 +61,22 @@ type scheduler struct {
 		err      error
 	}
 	wake chan struct{}
+	// taken receives (without blocking) when run takes a batch off the
+	// queue: generate waits on it for room (awaitRoom).
+	taken chan struct{}
 }
+
+// maxQueued is how many allocated batches may wait for run. Allocation
+// keeps this little ahead of execution, so that a driver behind the clock
+// (after an outage, or under load) allocates the batch times it missed
+// one by one as it gets to them: a block registered meanwhile goes to the
+// batch that runs next, not to one queued behind every time since passed.
+const maxQueued = 2
 
 func newScheduler(c *Context, inputs []inputStream, outputs []*outputOp, ops []*opNode) *scheduler {
 	s := &scheduler{c: c, inputs: inputs, owned: inputs, outputs: outputs, ops: ops,
 		genDone: make(chan struct{}), stopping: make(chan struct{}), done: make(chan struct{}),
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), taken: make(chan struct{}, 1)}
 	for _, o := range ops {
 		if o.stateful || o.remember > 0 {
 			s.forced = append(s.forced, o)
@@ -189,6 +199,14 @@ func (s *scheduler) generate(ctx context.Context, first Time) {
 			s.endGeneration()
 			return
 		}
+		// Submitted when the clock reached t, as before allocation waited
+		// for room: the scheduling delay (backpressure's measure of a
+		// driver behind) still counts the wait.
+		reached := s.c.cfg.Clock.Now()
+		if err := s.awaitRoom(ctx); err != nil {
+			s.endGeneration()
+			return
+		}
 		b, err := s.allocate(ctx, t)
 		if err != nil {
 			s.endGeneration()
@@ -197,6 +215,7 @@ func (s *scheduler) generate(ctx context.Context, first Time) {
 			}
 			return
 		}
+		b.info.SubmittedAt = reached
 		// The listener gets a copy: once queued, b is the run goroutine's.
 		submitted := b.info
 		s.c.bus.post(func(l Listener) { l.OnBatchSubmitted(submitted) })
@@ -208,6 +227,24 @@ func (s *scheduler) generate(ctx context.Context, first Time) {
 		if last {
 			s.endGeneration()
 			return
+		}
+	}
+}
+
+// awaitRoom waits until fewer than maxQueued batches wait for run, or
+// ctx ends.
+func (s *scheduler) awaitRoom(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		queued := len(s.mu.queue)
+		s.mu.Unlock()
+		if queued < maxQueued {
+			return nil
+		}
+		select {
+		case <-s.taken:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -290,6 +327,10 @@ func (s *scheduler) run() {
 		var b *batchRun
 		if len(s.mu.queue) > 0 && !s.mu.dropped {
 			b, s.mu.queue = s.mu.queue[0], s.mu.queue[1:]
+			select {
+			case s.taken <- struct{}{}:
+			default:
+			}
 		}
 		finished := b == nil && (s.mu.genEnded || s.mu.dropped)
 		s.mu.Unlock()

@@ -84,6 +84,13 @@ func (c *Context) statefulOps() []*opNode {
 	return out
 }
 
+// running reports whether the context is started and not stopping.
+func (c *Context) running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == active
+}
+
 func (c *Context) stateStore() *state.Store {
 	c.mu.Lock()
 	defer c.mu.Unlock()
