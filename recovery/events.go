@@ -16,9 +16,8 @@ package recovery
 // as the zero value). There is no checksum here: the entry is stored inside
 // Pebble (whose WAL and sstables are checksummed) and carried by raft.
 //
-// Decoding an unknown type is ErrUnknownEvent, never a panic: the kinds of
-// later releases (PartitionAssigned, ReceiverAssigned) have numbers
-// reserved for them already.
+// Decoding an unknown type is ErrUnknownEvent, never a panic: the kind of
+// a later release (ReceiverAssigned) has its number reserved already.
 
 import (
 	"fmt"
@@ -35,16 +34,16 @@ type EventType uint8
 
 // The event kinds. Part of the on-disk format: never renumber.
 const (
-	TypeBlockAdded     EventType = 1
-	TypeBatchAllocated EventType = 2
-	TypeBatchCompleted EventType = 3
-	TypeTruncated      EventType = 4
-	TypeFingerprintSet EventType = 7
-	TypeDriverStarted  EventType = 8
+	TypeBlockAdded        EventType = 1
+	TypeBatchAllocated    EventType = 2
+	TypeBatchCompleted    EventType = 3
+	TypeTruncated         EventType = 4
+	TypePartitionAssigned EventType = 5
+	TypeFingerprintSet    EventType = 7
+	TypeDriverStarted     EventType = 8
 
-	// Reserved for later releases; unknown to this one.
-	typePartitionAssigned EventType = 5
-	typeReceiverAssigned  EventType = 6
+	// Reserved for a later release; unknown to this one.
+	typeReceiverAssigned EventType = 6
 )
 
 func (t EventType) String() string {
@@ -61,7 +60,9 @@ func (t EventType) String() string {
 		return "FingerprintSet"
 	case TypeDriverStarted:
 		return "DriverStarted"
-	case typePartitionAssigned, typeReceiverAssigned:
+	case TypePartitionAssigned:
+		return "PartitionAssigned"
+	case typeReceiverAssigned:
 		return fmt.Sprintf("reserved(%d)", uint8(t))
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
@@ -158,19 +159,36 @@ type DriverStarted struct {
 	Node  string `msgpack:"n"`
 }
 
+// PartitionAssigned records which node is each state partition's primary
+// (it runs the partition's state tasks) and which its backup (it holds
+// the partition's state too, ready to take over), committed by the driver
+// of Epoch when it starts and whenever the nodes it reaches change:
+// Primaries[p] and Backups[p] for partition p. A backup is "" where one
+// node is left. Batch times are not involved: it replaces the previous
+// assignment as a whole.
+type PartitionAssigned struct {
+	Epoch     uint64   `msgpack:"e"`
+	Primaries []string `msgpack:"p"`
+	Backups   []string `msgpack:"b"`
+}
+
 func (BlockAdded) Type() EventType     { return TypeBlockAdded }
 func (BatchAllocated) Type() EventType { return TypeBatchAllocated }
 func (BatchCompleted) Type() EventType { return TypeBatchCompleted }
 func (Truncated) Type() EventType      { return TypeTruncated }
 func (FingerprintSet) Type() EventType { return TypeFingerprintSet }
 func (DriverStarted) Type() EventType  { return TypeDriverStarted }
+func (PartitionAssigned) Type() EventType {
+	return TypePartitionAssigned
+}
 
-func (BlockAdded) sealed()     {}
-func (BatchAllocated) sealed() {}
-func (BatchCompleted) sealed() {}
-func (Truncated) sealed()      {}
-func (FingerprintSet) sealed() {}
-func (DriverStarted) sealed()  {}
+func (BlockAdded) sealed()        {}
+func (BatchAllocated) sealed()    {}
+func (BatchCompleted) sealed()    {}
+func (Truncated) sealed()         {}
+func (FingerprintSet) sealed()    {}
+func (DriverStarted) sealed()     {}
+func (PartitionAssigned) sealed() {}
 
 // EncodeEvent returns the entry bytes of ev (see the layout above).
 func EncodeEvent(ev Event) ([]byte, error) {
@@ -236,8 +254,13 @@ func decodePayload(t EventType, payload []byte) (Event, error) {
 		if err = msgpack.Unmarshal(payload, &e); err == nil {
 			return e, nil
 		}
+	case TypePartitionAssigned:
+		var e PartitionAssigned
+		if err = msgpack.Unmarshal(payload, &e); err == nil {
+			return e, nil
+		}
 	default:
-		return nil, fmt.Errorf("%w: %s: this release knows types 1-4, 7 and 8; was the log written by a newer release?", ErrUnknownEvent, t)
+		return nil, fmt.Errorf("%w: %s: this release knows types 1-5, 7 and 8; was the log written by a newer release?", ErrUnknownEvent, t)
 	}
 	return nil, &CorruptionError{Offset: 2, Reason: "payload of " + t.String() + " does not decode", Err: err}
 }

@@ -51,7 +51,7 @@ func TestEventPointer(t *testing.T) {
 // changed.
 func TestEventTypeNumbers(t *testing.T) {
 	want := map[EventType]uint8{TypeBlockAdded: 1, TypeBatchAllocated: 2, TypeBatchCompleted: 3, TypeTruncated: 4,
-		typePartitionAssigned: 5, typeReceiverAssigned: 6, TypeFingerprintSet: 7, TypeDriverStarted: 8}
+		TypePartitionAssigned: 5, typeReceiverAssigned: 6, TypeFingerprintSet: 7, TypeDriverStarted: 8}
 	for typ, n := range want {
 		if uint8(typ) != n {
 			t.Errorf("%s is %d, frozen as %d", typ, typ, n)
@@ -66,7 +66,7 @@ func TestDecodeEventRefuses(t *testing.T) {
 		err  error
 	}{
 		{"unknown_event_type", []byte{1, 200, 0x80}, ErrUnknownEvent},
-		{"reserved_partition_type", []byte{1, 5, 0x80}, ErrUnknownEvent},
+		{"reserved_receiver_type", []byte{1, 6, 0x80}, ErrUnknownEvent},
 		{"zero_type", []byte{1, 0}, ErrUnknownEvent},
 		{"version_0", []byte{0, 1, 0x80}, ErrEventVersion},
 		{"one_byte", []byte{1}, ErrCorrupt},

@@ -62,6 +62,12 @@ package recovery
 // and change nothing (a deposed driver); Epoch 0 is not checked (logs of
 // releases before clusters).
 //
+// Rule 8, PartitionAssigned{Epoch, Primaries, Backups}: fenced as the
+// batch events (ErrFenced below the recorded epoch); one primary and one
+// backup per partition, at least one partition, no primary empty, a
+// backup other than its primary or "" (ErrInvalidEvent); it replaces the
+// recorded assignment, and the same one again changes nothing.
+//
 // Rule 5: an entry that is not a known event (ErrUnknownEvent,
 // ErrEventVersion, a payload that does not decode) changes nothing and its
 // error is the entry's result; it never panics.
@@ -94,6 +100,16 @@ func (s *state) apply(ev Event) (Result, error) {
 		return s.complete(e)
 	case DriverStarted:
 		return Result{}, s.startDriver(e)
+	case PartitionAssigned:
+		if err := s.fence(ev.Type(), e.Epoch); err != nil {
+			return Result{}, err
+		}
+		if err := e.validate(); err != nil {
+			return Result{}, err
+		}
+		a := clonePartitions(e)
+		s.partitions = &a
+		return Result{}, nil
 	case FingerprintSet:
 		fp := e
 		fp.Operators = append([]string(nil), e.Operators...)
@@ -266,6 +282,31 @@ func (s *state) truncate(before int64) ([]BlockRef, error) {
 }
 
 // validate checks what rule 1 requires of the event alone.
+// validate checks what rule 8 requires of the event alone.
+func (e PartitionAssigned) validate() error {
+	switch {
+	case len(e.Primaries) == 0:
+		return fmt.Errorf("%w: PartitionAssigned with no partition", ErrInvalidEvent)
+	case len(e.Backups) != len(e.Primaries):
+		return fmt.Errorf("%w: PartitionAssigned with %d primaries and %d backups", ErrInvalidEvent, len(e.Primaries), len(e.Backups))
+	}
+	for p, node := range e.Primaries {
+		if node == "" {
+			return fmt.Errorf("%w: PartitionAssigned: partition %d has no primary", ErrInvalidEvent, p)
+		}
+		if e.Backups[p] == node {
+			return fmt.Errorf("%w: PartitionAssigned: partition %d has %s as primary and backup", ErrInvalidEvent, p, node)
+		}
+	}
+	return nil
+}
+
+func clonePartitions(e PartitionAssigned) PartitionAssigned {
+	e.Primaries = append([]string(nil), e.Primaries...)
+	e.Backups = append([]string(nil), e.Backups...)
+	return e
+}
+
 func (e BlockAdded) validate() error {
 	switch {
 	case e.Block.Stream == "" || e.Block.Node == "":

@@ -349,7 +349,7 @@ func TestFSMBadEntries(t *testing.T) {
 		err  error
 	}{
 		{"unknown_event_type", []byte{eventVersion, 99, 0x80}, ErrUnknownEvent},
-		{"reserved_event_type", []byte{eventVersion, byte(typePartitionAssigned), 0x80}, ErrUnknownEvent},
+		{"reserved_event_type", []byte{eventVersion, byte(typeReceiverAssigned), 0x80}, ErrUnknownEvent},
 		{"newer_envelope_version", append([]byte{2}, good[1:]...), ErrEventVersion},
 		{"empty_entry", nil, ErrCorrupt},
 		{"garbage_payload", []byte{eventVersion, byte(TypeBatchAllocated), 0xc1}, ErrCorrupt},
@@ -405,4 +405,60 @@ func TestCheckpointReferencesAndFingerprint(t *testing.T) {
 			t.Errorf("fingerprint %+v, want h2 with 2 operators", v.Fingerprint)
 		}
 	}
+}
+
+// Rule 8: an assignment replaces the previous one; a deposed driver's and
+// a malformed one change nothing; it survives a snapshot.
+func TestPartitionAssigned(t *testing.T) {
+	a := PartitionAssigned{Epoch: 5, Primaries: []string{"n1", "n2", "n3"}, Backups: []string{"n2", "n3", "n1"}}
+	b := PartitionAssigned{Epoch: 6, Primaries: []string{"n2", "n2", "n3"}, Backups: []string{"n3", "n3", "n2"}}
+	cases := []struct {
+		name string
+		evs  []Event
+		err  error
+		want *PartitionAssigned
+	}{
+		{"first", []Event{a}, nil, &a},
+		{"replaced", []Event{a, b}, nil, &b},
+		{"idempotent", []Event{a, a}, nil, &a},
+		{"deposed_driver", []Event{DriverStarted{Epoch: 6, Node: "n2"}, a}, ErrFenced, nil},
+		{"no_partition", []Event{PartitionAssigned{Epoch: 5}}, ErrInvalidEvent, nil},
+		{"backups_missing", []Event{PartitionAssigned{Epoch: 5, Primaries: []string{"n1"}}}, ErrInvalidEvent, nil},
+		{"no_primary", []Event{PartitionAssigned{Epoch: 5, Primaries: []string{""}, Backups: []string{"n1"}}}, ErrInvalidEvent, nil},
+		{"primary_is_backup", []Event{a, PartitionAssigned{Epoch: 5, Primaries: []string{"n1"}, Backups: []string{"n1"}}}, ErrInvalidEvent, &a},
+		{"one_node_left", []Event{PartitionAssigned{Epoch: 5, Primaries: []string{"n1"}, Backups: []string{""}}}, nil,
+			&PartitionAssigned{Epoch: 5, Primaries: []string{"n1"}, Backups: []string{""}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newState()
+			var err error
+			for _, ev := range tc.evs {
+				_, err = s.apply(ev)
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("last event: %v, want %v", err, tc.err)
+			}
+			if got := s.view().Partitions; !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("assignment %+v, want %+v", got, tc.want)
+			}
+			restored := restoreState(t, encoded(t, s))
+			if got := restored.view().Partitions; !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("after a snapshot %+v, want %+v", got, tc.want)
+			}
+			ev, err := DecodeEvent(mustEncode(t, tc.evs[len(tc.evs)-1]))
+			if err != nil || !reflect.DeepEqual(ev, tc.evs[len(tc.evs)-1]) {
+				t.Fatalf("round trip: %+v, %v", ev, err)
+			}
+		})
+	}
+}
+
+func mustEncode(t *testing.T, ev Event) []byte {
+	t.Helper()
+	b, err := EncodeEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

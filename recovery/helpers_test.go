@@ -99,6 +99,14 @@ func (g *logGen) event() Event {
 	case r < 92:
 		g.completed += int64(g.rng.IntN(2))
 		return BatchCompleted{Time: min(g.completed, g.time)}
+	case r < 95:
+		nodes := []string{"n1", "n2", "n3"}
+		a := PartitionAssigned{Primaries: make([]string, 4), Backups: make([]string, 4)}
+		for p := range a.Primaries {
+			i := g.rng.IntN(3)
+			a.Primaries[p], a.Backups[p] = nodes[i], nodes[(i+1+g.rng.IntN(2))%3]
+		}
+		return a
 	default:
 		return Truncated{Before: g.completed + 1 - int64(g.rng.IntN(3))}
 	}

@@ -62,3 +62,15 @@ func (l *Log) Fingerprint() *FingerprintSet {
 	fp.Operators = append([]string(nil), fp.Operators...)
 	return &fp
 }
+
+// Partitions is View().Partitions without copying the rest of the state:
+// the newest PartitionAssigned, nil if none.
+func (l *Log) Partitions() *PartitionAssigned {
+	l.fsm.mu.RLock()
+	defer l.fsm.mu.RUnlock()
+	if l.fsm.mu.st.partitions == nil {
+		return nil
+	}
+	a := clonePartitions(*l.fsm.mu.st.partitions)
+	return &a
+}

@@ -35,6 +35,8 @@ type state struct {
 	// epoch and driver: the newest DriverStarted.
 	epoch  uint64
 	driver string
+	// partitions: the newest PartitionAssigned, nil before the first.
+	partitions *PartitionAssigned
 	// dropped: the blocks of the batches truncations dropped since the fsm
 	// last took them (for Config.OnTruncate); not part of the state.
 	dropped []BlockRef
@@ -71,6 +73,10 @@ func (s *state) view() View {
 		Epoch:           s.epoch,
 		Driver:          s.driver,
 	}
+	if s.partitions != nil {
+		a := clonePartitions(*s.partitions)
+		v.Partitions = &a
+	}
 	if s.fingerprint != nil {
 		fp := *s.fingerprint
 		fp.Operators = append([]string(nil), fp.Operators...)
@@ -92,17 +98,18 @@ func (s *state) view() View {
 // slices sorted by key, so the same state always encodes to the same bytes.
 // Its msgpack tags are part of the snapshot format.
 type stateImage struct {
-	Unallocated     []BlockEntry    `msgpack:"u"`
-	Batches         []Batch         `msgpack:"b"`
-	LastAllocated   int64           `msgpack:"la"`
-	LastCompleted   int64           `msgpack:"lc"`
-	TruncatedBefore int64           `msgpack:"tb"`
-	Producers       []producerImage `msgpack:"p"`
-	Blocks          []sourceImage   `msgpack:"k"`
-	Checkpoints     []CheckpointRef `msgpack:"ck,omitempty"`
-	Fingerprint     *FingerprintSet `msgpack:"fp,omitempty"`
-	Epoch           uint64          `msgpack:"ep,omitempty"`
-	Driver          string          `msgpack:"dr,omitempty"`
+	Unallocated     []BlockEntry       `msgpack:"u"`
+	Batches         []Batch            `msgpack:"b"`
+	LastAllocated   int64              `msgpack:"la"`
+	LastCompleted   int64              `msgpack:"lc"`
+	TruncatedBefore int64              `msgpack:"tb"`
+	Producers       []producerImage    `msgpack:"p"`
+	Blocks          []sourceImage      `msgpack:"k"`
+	Checkpoints     []CheckpointRef    `msgpack:"ck,omitempty"`
+	Fingerprint     *FingerprintSet    `msgpack:"fp,omitempty"`
+	Epoch           uint64             `msgpack:"ep,omitempty"`
+	Driver          string             `msgpack:"dr,omitempty"`
+	Partitions      *PartitionAssigned `msgpack:"pa,omitempty"`
 }
 
 type producerImage struct {
@@ -127,6 +134,7 @@ func (s *state) image() stateImage {
 		Fingerprint:     s.fingerprint,
 		Epoch:           s.epoch,
 		Driver:          s.driver,
+		Partitions:      s.partitions,
 	}
 	for p, set := range s.producers {
 		img.Producers = append(img.Producers, producerImage{p, set})
@@ -161,6 +169,10 @@ func stateFromImage(img stateImage) *state {
 	}
 	s.fingerprint = img.Fingerprint
 	s.epoch, s.driver = img.Epoch, img.Driver
+	if img.Partitions != nil {
+		a := clonePartitions(*img.Partitions)
+		s.partitions = &a
+	}
 	for _, p := range img.Producers {
 		s.producers[p.Producer] = canonSeqs(p.Seqs)
 	}

@@ -94,6 +94,8 @@ type View struct {
 	// Epoch and Driver: the newest DriverStarted (0 and "" if none).
 	Epoch  uint64
 	Driver string
+	// Partitions: the newest PartitionAssigned, nil if none.
+	Partitions *PartitionAssigned
 
 	producers map[string]seqSet
 }
