@@ -298,6 +298,16 @@ func (n *clusterNode) drive() error {
 	n.mu.Lock()
 	n.mu.sched = s
 	n.mu.Unlock()
+	actx, stopAssigning := context.WithCancel(n.ctx)
+	assigned := make(chan struct{})
+	go func() {
+		defer close(assigned)
+		n.assignLoop(actx, epoch)
+	}()
+	defer func() {
+		stopAssigning()
+		<-assigned
+	}()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {

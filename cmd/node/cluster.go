@@ -194,10 +194,10 @@ func (w *clusterWatch) doc(local bool) clusterDoc {
 				lc := st.LastContact
 				n.LastContact = &lc
 			}
-			if st.Driving {
+			if led, backed, ok := w.c.PartitionRoles(st.ID); ok {
+				n.PartitionsLed, n.PartitionsBackedUp = led, backed
+			} else if st.Driving {
 				n.PartitionsLed = ci.Partitions
-			} else if st.Role != "unreachable" && st.StateApplied > 0 {
-				n.PartitionsBackedUp = ci.Partitions
 			}
 			d.Nodes = append(d.Nodes, n)
 		}
