@@ -44,7 +44,7 @@ func (st *storage) openState(c *Context, view recovery.View) (Time, error) {
 			return 0, err
 		}
 	}
-	st.state = store
+	st.publishState(c, store)
 	st.lastCkpt = applied
 	if n := len(view.Checkpoints); n > 0 {
 		st.lastCkpt = max(st.lastCkpt, Time(view.Checkpoints[n-1].Time))
@@ -72,7 +72,7 @@ func (st *storage) openStateless(c *Context, dir string, opts state.Options, vie
 		store.Close()
 		return 0, fmt.Errorf("engine: recovering the state store: %w", err)
 	}
-	st.state = store
+	st.publishState(c, store)
 	st.lastCkpt = Time(view.LastCompleted)
 	return Time(view.LastCompleted), nil
 }
@@ -185,4 +185,16 @@ func (st *storage) moveAside(path, why string) error {
 		return fmt.Errorf("engine: moving %s aside to %s: %w", path, to, err)
 	}
 	return nil
+}
+
+// publishState sets the open state store. In a cluster the driver opens it
+// while the node serves, whose status and state queries read it under
+// c.mu; on a single node Start holds c.mu while it opens the store, and
+// nothing reads it before Start returns.
+func (st *storage) publishState(c *Context, store *state.Store) {
+	if c.node != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
+	st.state = store
 }
