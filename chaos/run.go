@@ -261,6 +261,12 @@ func (r *runner) finish(ctx context.Context) {
 		dirs[n.id] = filepath.Join(n.dir, "output")
 	}
 	res.Checks = newChecker(reqs, r.cfg.Batch, dirs, states).run()
+	if n := res.Requests[outcomeName(OutcomeFailed)]; n > 0 {
+		// The producers follow the ingest protocol (one request at a
+		// time, a sequence resent until acknowledged): a correct node
+		// never refuses one of theirs.
+		res.Checks.fail("refused", "%d requests were refused with a 4xx, which a producer following the protocol never gets (the first: %s)", n, firstOr(res.Refusals, "not recorded"))
+	}
 	res.Checks.Skipped = append(res.Checks.Skipped,
 		"windows: the wordcount application has no window; windowed counts are checked by the simulated cluster (go test ./engine -run TestSimulatedCluster), not here",
 		"no batch completed twice: checked on the batches /api/batches showed (each node's last 100, sampled every second), not on the metadata log itself, which no API lists")
@@ -336,4 +342,11 @@ func p50Max(ds []time.Duration) (time.Duration, time.Duration) {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[(len(s)-1)/2], s[len(s)-1]
+}
+
+func firstOr(s []string, or string) string {
+	if len(s) == 0 {
+		return or
+	}
+	return s[0]
 }

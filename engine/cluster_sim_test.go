@@ -290,6 +290,10 @@ func (s *sim) produce(id int, stop <-chan struct{}, wg *sync.WaitGroup) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_, err := c.Ingest(ctx, "lines", producer, seq, lines)
 			cancel()
+			if err != nil && strings.Contains(err.Error(), "was already added") {
+				// A node numbered a new block with a used sequence.
+				s.t.Errorf("%s: request %s/%d refused: %v", n.id, producer, seq, err)
+			}
 			if err == nil {
 				s.mu.Lock()
 				for _, l := range lines {

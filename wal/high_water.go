@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -67,8 +68,50 @@ func (h *highWater) raise(id BlockID) {
 	}
 }
 
-// lastSeq returns the highest sequence of (stream, node) stored in db.
+// lastSeq returns the highest sequence of (stream, node) ever stored in
+// db: of the blocks there, and of those deleted (deletedMark).
 func lastSeq(db *pebble.DB, stream, node string) (seq uint64, ok bool, err error) {
+	seq, ok, err = lastStoredSeq(db, stream, node)
+	if err != nil {
+		return 0, false, err
+	}
+	gone, was, err := deletedMark(db, stream, node)
+	if err != nil {
+		return 0, false, err
+	}
+	return max(seq, gone), ok || was, nil
+}
+
+// deletedKey is the key of (stream, node)'s deletion mark (wal.go).
+func deletedKey(stream, node string) []byte {
+	key := make([]byte, 0, 1+len(stream)+1+len(node)+1)
+	key = append(key, deletedPrefix)
+	key = append(key, stream...)
+	key = append(key, keySep)
+	key = append(key, node...)
+	return append(key, keySep)
+}
+
+// deletedMark returns the highest sequence of (stream, node) deleted from
+// db; ok is false if none was.
+func deletedMark(db *pebble.DB, stream, node string) (seq uint64, ok bool, err error) {
+	val, closer, err := db.Get(deletedKey(stream, node))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	if len(val) != 8 {
+		return 0, false, &CorruptionError{Key: deletedKey(stream, node), Reason: fmt.Sprintf("deletion mark of %d bytes, want 8", len(val))}
+	}
+	return binary.BigEndian.Uint64(val), true, nil
+}
+
+// lastStoredSeq returns the highest sequence of (stream, node) stored in
+// db.
+func lastStoredSeq(db *pebble.DB, stream, node string) (seq uint64, ok bool, err error) {
 	lo, hi, err := seqRange(stream, node)
 	if err != nil {
 		return 0, false, err

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,10 @@ const (
 	// prefixes are free for future record kinds (for instance a format
 	// marker) without disturbing the key order of blocks.
 	keyPrefix = 'b'
+	// deletedPrefix starts the key of a (stream, node)'s deletion mark:
+	// 'd' | stream | 0x00 | node | 0x00, valued with the highest sequence
+	// of it ever deleted (uint64, big-endian). Part of the on-disk format.
+	deletedPrefix = 'd'
 	// keySep ends the stream and the node names in a key. Part of the
 	// on-disk format.
 	keySep = 0x00
@@ -280,6 +285,23 @@ func (l *Log) Delete(ids []BlockID) (err error) {
 	for _, key := range keys {
 		_ = batch.Delete(key, nil)
 	}
+	// The highest sequence deleted per (stream, node), in the same batch:
+	// LastSeq goes on counting it, so that a node whose newest blocks
+	// were truncated never numbers a new block with a used sequence.
+	highest := make(map[streamNode]uint64)
+	for _, id := range ids {
+		sn := streamNode{id.Stream, id.Node}
+		highest[sn] = max(highest[sn], id.Seq)
+	}
+	for sn, seq := range highest {
+		cur, _, err := deletedMark(l.db, sn.stream, sn.node)
+		if err != nil {
+			return err
+		}
+		if seq > cur {
+			_ = batch.Set(deletedKey(sn.stream, sn.node), binary.BigEndian.AppendUint64(nil, seq), nil)
+		}
+	}
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		return l.fail(fmt.Errorf("delete %d blocks: %w", len(ids), err))
 	}
@@ -287,8 +309,9 @@ func (l *Log) Delete(ids []BlockID) (err error) {
 	return nil
 }
 
-// LastSeq returns the highest sequence stored for (stream, node), so that a
-// restarted receiver can continue after it; ok is false if there is none.
+// LastSeq returns the highest sequence ever stored for (stream, node),
+// deleted blocks included, so that a restarted receiver can continue after
+// it; ok is false if there was none.
 func (l *Log) LastSeq(stream, node string) (seq uint64, ok bool, err error) {
 	if err := checkNames(stream, node); err != nil {
 		return 0, false, fmt.Errorf("wal: last seq of %s/%s: %w", stream, node, err)

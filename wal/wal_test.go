@@ -263,6 +263,64 @@ func TestLastSeq(t *testing.T) {
 	}
 }
 
+// LastSeq counts deleted blocks too, across a reopen and after a crash
+// that keeps only what was synced: a node whose newest blocks were all
+// truncated must not number a new block with a used sequence (the
+// metadata log refuses a block added twice, and the producers of the new
+// one would be told their requests were rejected).
+func TestLastSeqCountsDeletedBlocks(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	l := openLog(t, fs, "wal", quietLogger())
+	for seq := uint64(1); seq <= 5; seq++ {
+		mustAppend(t, l, testBlock("s", "n", seq, 1))
+	}
+	mustAppend(t, l, testBlock("s", "m", 9, 1))
+	if err := l.Delete([]BlockID{{"s", "n", 3}, {"s", "n", 5}, {"s", "n", 4}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Delete([]BlockID{{"s", "m", 9}}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, l *Log, blocks int) {
+		t.Helper()
+		for _, c := range []struct {
+			node string
+			seq  uint64
+		}{{"n", 5}, {"m", 9}} {
+			if seq, ok, err := l.LastSeq("s", c.node); err != nil || !ok || seq != c.seq {
+				t.Fatalf("%s: LastSeq(s, %s) = %d, %v, %v; want %d: deleted blocks count", when, c.node, seq, ok, err, c.seq)
+			}
+		}
+		if _, ok, err := l.LastSeq("s", "o"); err != nil || ok {
+			t.Fatalf("%s: LastSeq of a node never stored: %v, %v", when, ok, err)
+		}
+		var n int
+		if err := l.Iterate(func(b Block) error {
+			if b.ID.Stream == "s" {
+				n++
+			}
+			return nil
+		}); err != nil || n != blocks {
+			t.Fatalf("%s: Iterate saw %d blocks of s, %v; want %d (the marks are not blocks)", when, n, err, blocks)
+		}
+	}
+	check("open", l, 2)
+	if err := l.Delete([]BlockID{{"s", "n", 1}}); err != nil { // a lower one: the mark stays
+		t.Fatal(err)
+	}
+	check("after a lower delete", l, 1)
+	mustAppend(t, l, testBlock("t", "n", 1, 1)) // synced, and the deletes before it with it
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, crashed, "wal", quietLogger())
+	if _, err := l.Read(BlockID{"s", "n", 5}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("block s/n/5 after the crash: %v, want it deleted", err)
+	}
+	check("after a crash", l, 1)
+}
+
 func TestCallsAfterCloseReturnErrClosed(t *testing.T) {
 	l := openLog(t, vfs.NewMem(), "wal", quietLogger())
 	mustAppend(t, l, testBlock("s", "n", 1, 1))
