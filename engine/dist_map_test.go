@@ -51,23 +51,33 @@ func (s *sim) loadFor(first int, d time.Duration) {
 	wg.Wait()
 }
 
+// loadedSim starts a simulated cluster (skipped with -short), runs
+// producers 0 to 2 for d, waits until it settles, and returns it with its
+// driver. The caller closes it.
+func loadedSim(t *testing.T, seed uint64, d time.Duration) (*sim, *simNode) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a simulated cluster for seconds")
+	}
+	s := newSim(t, seed)
+	s.loadFor(0, d)
+	s.settle()
+	l := s.leader()
+	if l == nil {
+		s.close()
+		t.Fatal("no driver")
+	}
+	return s, l
+}
+
 // In a cluster the map side of a shuffle over a receiver's blocks runs on
 // the nodes holding the blocks, and the counts are exact. When a node
 // holding blocks dies, its map tasks run on the driver within the same
 // batch, and the counts stay exact.
 func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a simulated cluster for seconds")
-	}
-	s := newSim(t, 77)
+	s, l := loadedSim(t, 77, 1500*time.Millisecond)
 	defer s.close()
-	s.loadFor(0, 1500*time.Millisecond)
-	s.settle()
 	s.check()
-	l := s.leader()
-	if l == nil {
-		t.Fatal("no driver")
-	}
 	byNode, failed := mapTasksOf(l.ctx)
 	if len(failed) > 0 {
 		t.Fatalf("map tasks failed with every node up: %+v", failed)
@@ -197,17 +207,8 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 // the stopped one only a moment (deltaGrace), not for the call's timeout
 // (a failed call would mark the node down).
 func TestStoppedNodeDoesNotHoldUpBatches(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a simulated cluster for seconds")
-	}
-	s := newSim(t, 78)
+	s, l := loadedSim(t, 78, 500*time.Millisecond)
 	defer s.close()
-	s.loadFor(0, 500*time.Millisecond)
-	s.settle()
-	l := s.leader()
-	if l == nil {
-		t.Fatal("no driver")
-	}
 	var stopped, other *simNode
 	for _, n := range s.nodes {
 		switch {
