@@ -35,7 +35,7 @@ type node struct {
 	http       string
 	dir        string // --data-dir
 	logPath    string
-	proxy      *proxy // nil on a single node, and with Docker
+	proxy      *proxy     // nil on a single node, and with Docker
 	dk         *dockerEnv // with Docker: signals are docker's verbs
 
 	mu struct {
@@ -54,7 +54,7 @@ type cluster struct {
 	cfg    Config
 	nodes  []*node
 	dk     *dockerEnv // nil: local processes
-	peers  string // --peers of every node
+	peers  string     // --peers of every node
 	client *http.Client
 	logf   func(format string, a ...any)
 }
