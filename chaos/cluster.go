@@ -35,7 +35,8 @@ type node struct {
 	http       string
 	dir        string // --data-dir
 	logPath    string
-	proxy      *proxy // nil on a single node
+	proxy      *proxy     // nil on a single node, and with Docker
+	dk         *dockerEnv // with Docker: signals are docker's verbs
 
 	mu struct {
 		sync.Mutex
@@ -47,11 +48,13 @@ type node struct {
 	}
 }
 
-// cluster is the node processes of a run and their proxies.
+// cluster is the node processes of a run and their proxies, or with
+// Config.Docker its containers (docker.go).
 type cluster struct {
 	cfg    Config
 	nodes  []*node
-	peers  string // --peers of every node
+	dk     *dockerEnv // nil: local processes
+	peers  string     // --peers of every node
 	client *http.Client
 	logf   func(format string, a ...any)
 }
@@ -88,9 +91,11 @@ func freePort(ip string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func newCluster(cfg Config, logf func(string, ...any)) (*cluster, error) {
-	distinct := distinctIPs()
-	if !distinct && cfg.Nodes > 1 && hasFault(cfg.Faults, FaultPartition) {
+// newCluster lays out the nodes; with Config.Docker it also builds the
+// image and makes the networks (removed by close, or here on an error).
+func newCluster(ctx context.Context, cfg Config, logf func(string, ...any)) (*cluster, error) {
+	distinct := !cfg.Docker && distinctIPs()
+	if !cfg.Docker && !distinct && cfg.Nodes > 1 && hasFault(cfg.Faults, FaultPartition) {
 		return nil, fmt.Errorf("%w: partitions need the loopback IPs 127.0.0.11-13 (Linux), which this machine does not bind", ErrConfig)
 	}
 	c := &cluster{cfg: cfg, logf: logf, client: &http.Client{Transport: &http.Transport{
@@ -100,12 +105,26 @@ func newCluster(cfg Config, logf func(string, ...any)) (*cluster, error) {
 		c.nodes = append(c.nodes, &node{id: id, ip: nodeIP(i, distinct),
 			dir: filepath.Join(cfg.Dir, id), logPath: filepath.Join(cfg.Dir, id+".log")})
 	}
+	if cfg.Docker {
+		dk, err := newDockerEnv(ctx, cfg, logf)
+		if err != nil {
+			return nil, err
+		}
+		c.dk = dk
+		for _, n := range c.nodes {
+			n.dk = dk
+		}
+	}
 	return c, nil
 }
 
-// assign chooses every node's addresses and starts the proxies.
-func (c *cluster) assign() error {
+// assign chooses every node's addresses and starts the proxies, or
+// creates the containers.
+func (c *cluster) assign(ctx context.Context) error {
 	c.closeProxies()
+	if c.dk != nil {
+		return c.assignDocker(ctx)
+	}
 	byIP := map[string]string{}
 	for _, n := range c.nodes {
 		byIP[n.ip] = n.id
@@ -141,9 +160,35 @@ func (c *cluster) closeProxies() {
 	}
 }
 
+// assignDocker publishes each node's HTTP port on a free 127.0.0.1 port
+// and creates its container; raft runs on the run's own network.
+func (c *cluster) assignDocker(ctx context.Context) error {
+	var peers []string
+	for _, n := range c.nodes {
+		var err error
+		if n.http, err = freePort(n.ip); err != nil {
+			return fmt.Errorf("a port on %s: %w", n.ip, err)
+		}
+		n.raft, n.advertised = "0.0.0.0:"+dockerRaftPort, n.id+":"+dockerRaftPort
+		peers = append(peers, n.id+"="+n.advertised)
+	}
+	c.peers = strings.Join(peers, ",")
+	for _, n := range c.nodes {
+		os.RemoveAll(n.dir) // before create: the container runs over it
+		if err := c.dk.create(ctx, n, c.args(n)); err != nil {
+			return fmt.Errorf("%w: creating %s's container: %v", ErrNodeStart, n.id, err)
+		}
+	}
+	return nil
+}
+
 func (c *cluster) args(n *node) []string {
 	a := append([]string{}, c.cfg.Args...)
-	a = append(a, "--id", n.id, "--http", n.http, "--data-dir", n.dir, "--source", "ingest",
+	httpAddr, dir := n.http, n.dir
+	if c.dk != nil {
+		httpAddr, dir = "0.0.0.0:"+dockerHTTPPort, "/data"
+	}
+	a = append(a, "--id", n.id, "--http", httpAddr, "--data-dir", dir, "--source", "ingest",
 		"--app", "wordcount", "--batch", c.cfg.Batch.String(), "--top", "0")
 	if hasFault(c.cfg.Faults, FaultClock) {
 		a = append(a, "--clock", "system+jumps")
@@ -161,11 +206,13 @@ func (c *cluster) args(n *node) []string {
 func (c *cluster) startAll(ctx context.Context) error {
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
-		if err = c.assign(); err != nil {
-			return err
+		if c.dk == nil {
+			for _, n := range c.nodes {
+				os.RemoveAll(n.dir) // a fresh cluster: an earlier attempt's raft data holds other peers
+			}
 		}
-		for _, n := range c.nodes {
-			os.RemoveAll(n.dir) // a fresh cluster: an earlier attempt's raft data holds other peers
+		if err = c.assign(ctx); err != nil {
+			return err
 		}
 		if err = c.startNodes(ctx, c.nodes); err == nil || !errors.Is(err, ErrPortInUse) {
 			return err
@@ -207,9 +254,14 @@ func (c *cluster) spawn(n *node) error {
 		return err
 	}
 	n.mu.starts++
-	fmt.Fprintf(logf, "=== chaos: start %d of %s at %s: %s %s\n", n.mu.starts, n.id,
-		time.Now().Format(time.RFC3339Nano), c.cfg.Binary, strings.Join(c.args(n), " "))
+	what := c.cfg.Binary + " " + strings.Join(c.args(n), " ")
 	cmd := exec.Command(c.cfg.Binary, c.args(n)...)
+	if c.dk != nil {
+		cmd = c.dk.attach(n)
+		what = strings.Join(cmd.Args, " ") + " (" + c.dk.image + " " + strings.Join(c.args(n), " ") + ")"
+	}
+	fmt.Fprintf(logf, "=== chaos: start %d of %s at %s: %s\n", n.mu.starts, n.id,
+		time.Now().Format(time.RFC3339Nano), what)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
@@ -236,7 +288,7 @@ func (c *cluster) awaitHTTP(ctx context.Context, n *node) error {
 	for time.Now().Before(deadline) {
 		if !n.running() {
 			tail := logTail(n.logPath, 6)
-			if strings.Contains(tail, "address already in use") {
+			if strings.Contains(tail, "address already in use") || strings.Contains(tail, "port is already allocated") {
 				return fmt.Errorf("%w: %s: %s", ErrPortInUse, n.id, lastLine(tail))
 			}
 			return fmt.Errorf("%w: %s exited at its start (%v); the end of %s:\n%s", ErrNodeStart, n.id, n.exitErr(), n.logPath, tail)
@@ -282,6 +334,10 @@ func (n *node) exitErr() error {
 }
 
 func (n *node) signal(sig syscall.Signal) {
+	if n.dk != nil {
+		n.dockerSignal(sig)
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.mu.cmd == nil || n.mu.cmd.Process == nil {
@@ -304,6 +360,12 @@ func (n *node) kill() {
 	if exited == nil {
 		return
 	}
+	if n.dk != nil {
+		n.signal(syscall.SIGCONT) // docker kills no paused container
+		n.signal(syscall.SIGKILL)
+		n.awaitAttach(exited)
+		return
+	}
 	n.signal(syscall.SIGKILL)
 	n.signal(syscall.SIGCONT)
 	<-exited
@@ -318,11 +380,52 @@ func (c *cluster) killAll() {
 	wg.Wait()
 }
 
-// close kills every node and stops the proxies.
+// close kills every node and stops the proxies; with Docker it removes
+// the run's containers, networks and image.
 func (c *cluster) close() {
 	c.killAll()
 	c.closeProxies()
 	c.client.CloseIdleConnections()
+	if c.dk != nil {
+		c.dk.close()
+	}
+}
+
+// isolate cuts n off from the other nodes: both ways, or n's own
+// connections only (oneWay). It returns a note for the event, if any.
+func (c *cluster) isolate(n *node, oneWay bool) string {
+	if c.dk != nil {
+		if err := c.dk.disconnect(n); err != nil {
+			return err.Error()
+		}
+		if oneWay {
+			return "one-way ran as isolate: docker network disconnect cuts both ways"
+		}
+		return ""
+	}
+	for _, o := range c.nodes {
+		if o == n {
+			continue
+		}
+		o.proxy.block(n.id) // n's connections to o
+		if !oneWay {
+			n.proxy.block(o.id) // o's connections to n
+		}
+	}
+	return ""
+}
+
+// healLinks lets every node reach every other again.
+func (c *cluster) healLinks() error {
+	if c.dk != nil {
+		return c.dk.heal()
+	}
+	for _, n := range c.nodes {
+		if n.proxy != nil {
+			n.proxy.heal()
+		}
+	}
+	return nil
 }
 
 // restart starts a node that is not running over its data directory.

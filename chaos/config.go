@@ -54,6 +54,12 @@ type Config struct {
 	// cluster's first batch.
 	StartTimeout time.Duration
 	Log          io.Writer // progress lines; nil: discarded
+	// Docker runs the nodes as containers of a Docker engine (docker.go)
+	// instead of local processes: an image FROM scratch holding Binary,
+	// which must be static, or DockerImage, an image already built (its
+	// entrypoint the node binary), which the run leaves in place.
+	Docker      bool
+	DockerImage string
 }
 
 // DefaultConfig is a two-minute run of three nodes with every fault.
@@ -72,8 +78,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
 	}
 	switch {
-	case c.Binary == "":
+	case c.Binary == "" && c.DockerImage == "":
 		return bad("no node binary")
+	case c.DockerImage != "" && !c.Docker:
+		return bad("--docker-image %s needs --docker", c.DockerImage)
 	case c.Nodes != 1 && c.Nodes != 3:
 		return bad("--nodes %d: 1 (single-node faults) or 3", c.Nodes)
 	case c.Batch < 100*time.Millisecond || c.Batch%time.Millisecond != 0:
@@ -92,6 +100,11 @@ func (c *Config) Validate() error {
 	for _, f := range c.Faults {
 		if !slices.Contains(AllFaults, f) {
 			return bad("--faults: unknown fault %q (known: %s)", f, strings.Join(AllFaults, ","))
+		}
+	}
+	if c.Docker && c.DockerImage == "" {
+		if static, err := IsStatic(c.Binary); err != nil || !static {
+			return bad("--docker: the node binary %s is not a static executable (%v), and an image FROM scratch has no dynamic loader: build it with CGO_ENABLED=0, or give --docker-image", c.Binary, err)
 		}
 	}
 	if c.Nodes == 1 && slices.Contains(c.Faults, FaultPartition) {

@@ -26,6 +26,10 @@
 //     the offline recount, in the output files and the state API of
 //     every node.
 //  6. report.go: summary.txt, report.json and timeline.svg.
+//  7. docker.go: with Config.Docker the nodes are containers of a Docker
+//     engine instead (an image FROM scratch, a network of the run's own,
+//     faults as docker kill/start, pause/unpause, network
+//     disconnect/connect); every object of the run is removed at its end.
 //
 // Every process it starts is killed before Run returns, on any path; on
 // Linux the nodes also die with the harness (Pdeathsig).

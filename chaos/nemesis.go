@@ -123,7 +123,8 @@ func (ns *nemesis) restartAll(ctx context.Context, f Fault, ev *Event) error {
 	return nil
 }
 
-// partition cuts links through the proxies. isolate: neither the node
+// partition cuts links through the proxies, or with Docker by
+// disconnecting the node from the run's network. isolate: neither the node
 // nor the others can open or keep a connection between them. one-way:
 // the node's own connections to the others are cut, theirs to it kept.
 // flap: isolate and heal, every f.Flap, for f.Length.
@@ -135,17 +136,11 @@ func (ns *nemesis) partition(ctx context.Context, f Fault, ev *Event) error {
 		ns.timeFailover(f, n, driver)
 	}
 	cut := func() {
-		for _, o := range ns.c.nodes {
-			if o == n {
-				continue
-			}
-			o.proxy.block(n.id) // n's connections to o
-			if f.Mode != PartitionOneWay {
-				n.proxy.block(o.id) // o's connections to n
-			}
+		if note := ns.c.isolate(n, f.Mode == PartitionOneWay); note != "" {
+			ev.Note = note
 		}
 	}
-	defer ns.healLinks()
+	defer ns.c.healLinks()
 	if f.Mode != PartitionFlap {
 		cut()
 		sleepCtx(ctx, f.Length)
@@ -157,7 +152,7 @@ func (ns *nemesis) partition(ctx context.Context, f Fault, ev *Event) error {
 		if on {
 			cut()
 		} else {
-			ns.healLinks()
+			ns.c.healLinks()
 		}
 		flips = append(flips, map[bool]string{true: "cut", false: "heal"}[on])
 		sleepCtx(ctx, min(f.Flap, time.Until(end)))
@@ -166,18 +161,12 @@ func (ns *nemesis) partition(ctx context.Context, f Fault, ev *Event) error {
 	return nil
 }
 
-func (ns *nemesis) healLinks() {
-	for _, n := range ns.c.nodes {
-		if n.proxy != nil {
-			n.proxy.heal()
-		}
-	}
-}
-
 // healAll ends every fault: links healed, stopped nodes resumed, dead
 // ones restarted, clocks set back to the system time.
 func (ns *nemesis) healAll(ctx context.Context) error {
-	ns.healLinks()
+	if err := ns.c.healLinks(); err != nil {
+		return fmt.Errorf("%w: reconnecting the nodes: %v", ErrNodeStart, err)
+	}
 	var dead []*node
 	for _, n := range ns.c.nodes {
 		n.signal(syscall.SIGCONT)

@@ -48,6 +48,12 @@ func (r *Result) doc() reportDoc {
 		DurationS: r.Config.Duration.Seconds(), ElapsedS: r.End.Sub(r.Start).Seconds(), Rate: r.Config.Rate,
 		Faults: r.Config.Faults, Plan: r.Plan, Events: r.Events, Requests: r.Requests, Resends: r.Resends, Refusals: r.Refusals,
 		Checks: r.Checks, Failovers: r.Failovers}
+	if r.Config.Docker {
+		d.Replay += " --docker"
+		if r.Config.DockerImage != "" {
+			d.Replay += " --docker-image " + r.Config.DockerImage
+		}
+	}
 	if !r.Settled.IsZero() {
 		d.SettleS = r.Settled.Sub(r.LoadEnd).Seconds()
 	}
