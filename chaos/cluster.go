@@ -481,21 +481,7 @@ func (c *cluster) getJSON(ctx context.Context, n *node, path string, v any) erro
 }
 
 func (c *cluster) getJSONWithin(ctx context.Context, n *node, path string, v any, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.http+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s on %s: %s", path, n.id, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return c.do(ctx, http.MethodGet, n, path, v, d)
 }
 
 func (c *cluster) post(ctx context.Context, n *node, path string) error {
@@ -505,9 +491,16 @@ func (c *cluster) post(ctx context.Context, n *node, path string) error {
 // postJSON posts an empty body and decodes a 200's answer into v (nil:
 // discarded).
 func (c *cluster) postJSON(ctx context.Context, n *node, path string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	return c.do(ctx, http.MethodPost, n, path, v, 2*time.Second)
+}
+
+// do sends method path to n without a body, within d, and decodes a
+// 200's JSON answer into v (nil: discarded); any other status is an
+// error.
+func (c *cluster) do(ctx context.Context, method string, n *node, path string, v any, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.http+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+n.http+path, nil)
 	if err != nil {
 		return err
 	}
@@ -517,7 +510,7 @@ func (c *cluster) postJSON(ctx context.Context, n *node, path string, v any) err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s on %s: %s", path, n.id, resp.Status)
+		return fmt.Errorf("%s %s on %s: %s", method, path, n.id, resp.Status)
 	}
 	if v == nil {
 		return nil
