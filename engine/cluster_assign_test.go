@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -135,5 +134,5 @@ func TestPartitionsFollowTheNodes(t *testing.T) {
 	s.loadFor(0, 300*time.Millisecond)
 	s.settle()
 	s.check()
-	t.Log(fmt.Sprintf("assignments: %v/%v, then %v/%v", all.Primaries, all.Backups, lost.Primaries, lost.Backups))
+	t.Logf("assignments: %v/%v, then %v/%v", all.Primaries, all.Backups, lost.Primaries, lost.Backups)
 }
