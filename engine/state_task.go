@@ -122,7 +122,7 @@ func remoteStateTask(b *batchRun, self *opNode, p int, primary string, slot chan
 		var ws []state.Write
 		err := b.exec.taskOn(b.t, label, taskState, p, here, func() error {
 			var err error
-			ws, err = scratchWrites(b.c.storage.state, b.t, b.prev, self.id, p, compute)
+			ws, err = scratchWrites(b.state, b.prev, self.id, p, compute)
 			return err
 		})
 		return ws, err
@@ -145,17 +145,18 @@ func remoteStateTask(b *batchRun, self *opNode, p int, primary string, slot chan
 	return nil
 }
 
-// scratchWrites computes partition p of operator op at t against a
-// scratch batch over store, which must be as of prev, and returns its
+// scratchWrites computes partition p of operator op against a scratch
+// batch over the state batch reads, which must be as of prev (the
+// driver's store does not move while its batch runs), and returns its
 // writes.
-func scratchWrites(store *state.Store, t, prev Time, op, p int, compute func(sp *state.Part, p int) error) ([]state.Write, error) {
-	sb, err := store.Scratch(int64(t))
+func scratchWrites(batch *state.Batch, prev Time, op, p int, compute func(sp *state.Part, p int) error) ([]state.Write, error) {
+	sb, err := batch.Scratch()
 	if err != nil {
 		return nil, err
 	}
 	defer sb.Close()
 	if sb.Base() != int64(prev) {
-		return nil, fmt.Errorf("engine: the state is as of batch %v, the state step of batch %v needs batch %v", Time(sb.Base()), t, prev)
+		return nil, fmt.Errorf("engine: the state is as of batch %v, the state step of batch %v needs batch %v", Time(sb.Base()), Time(batch.Time()), prev)
 	}
 	sp := sb.Part(op, p)
 	if err := compute(sp, p); err != nil {

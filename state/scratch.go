@@ -19,8 +19,9 @@ import (
 // scratchRead is what a scratch batch reads: a snapshot, registered
 // with its store so that Close can release it.
 type scratchRead struct {
-	snap *pebble.Snapshot
-	base int64
+	snap   *pebble.Snapshot
+	base   int64
+	shared bool // another scratch batch's snapshot, which that one releases
 }
 
 // scratches are the snapshots of the open scratch batches. Lock order:
@@ -60,6 +61,17 @@ func (s *Store) Scratch(t int64) (*Batch, error) {
 	return &Batch{s: s, t: t, parts: make(map[partID]*Part), trunc: make(map[int]int64), scratch: sr}, nil
 }
 
+// Scratch returns a scratch batch of b's time that reads the committed
+// state b reads: for a batch Begin made, the store's (Store.Scratch); for
+// a scratch batch, its snapshot, valid until b is closed.
+func (b *Batch) Scratch() (*Batch, error) {
+	if b.scratch == nil {
+		return b.s.Scratch(b.t)
+	}
+	sr := &scratchRead{snap: b.scratch.snap, base: b.scratch.base, shared: true}
+	return &Batch{s: b.s, t: b.t, parts: make(map[partID]*Part), trunc: make(map[int]int64), scratch: sr}, nil
+}
+
 // Base is the batch whose committed state a scratch batch reads (for a
 // batch Begin made: 0).
 func (b *Batch) Base() int64 {
@@ -72,7 +84,7 @@ func (b *Batch) Base() int64 {
 // Close releases a scratch batch's snapshot; its Parts read nothing
 // after. It does nothing for a batch Begin made, and nothing twice.
 func (b *Batch) Close() {
-	if b.scratch == nil {
+	if b.scratch == nil || b.scratch.shared {
 		return
 	}
 	s := b.s

@@ -224,3 +224,41 @@ func TestStoreCloseReleasesScratches(t *testing.T) {
 		t.Fatalf("Scratch after Close: %v, want ErrClosed", err)
 	}
 }
+
+// A batch's Scratch reads what the batch reads: for a batch Begin made,
+// the committed state; for a scratch batch, its snapshot, also after the
+// store has moved on, and closing it leaves the outer one open.
+func TestBatchScratchReadsWhatTheBatchReads(t *testing.T) {
+	s := openMem(t)
+	commit(t, s, 10, set(opA, 0, "a", "1"))
+	outer, err := s.Scratch(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outer.Close()
+	commit(t, s, 20, set(opA, 0, "a", "2"))
+	inner, err := outer.Scratch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := inner.Part(opA, 0).Get([]byte("a")); err != nil || string(got) != "1" || inner.Base() != 10 {
+		t.Fatalf("inner scratch reads %q, %v as of %d; want 1 as of 10", got, err, inner.Base())
+	}
+	inner.Close()
+	if got, _, err := outer.Part(opA, 0).Get([]byte("a")); err != nil || string(got) != "1" {
+		t.Fatalf("outer scratch after the inner one closed reads %q, %v", got, err)
+	}
+	b, err := s.Begin(30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Abort()
+	sb, err := b.Scratch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	if got, _, err := sb.Part(opA, 0).Get([]byte("a")); err != nil || string(got) != "2" || sb.Base() != 20 || sb.Time() != 30 {
+		t.Fatalf("scratch of batch 30 reads %q, %v as of %d at %d", got, err, sb.Base(), sb.Time())
+	}
+}
