@@ -45,7 +45,9 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 		if err != nil {
 			return nil, err
 		}
-		remote := loaded && travels && b.c.node != nil && !b.detached
+		// A replayed batch rebuilds a new driver's state: the other
+		// nodes' replicas are past it.
+		remote := loaded && travels && b.c.node != nil && !b.detached && !b.replay
 		err = runStateTasks(b, s.op, n, remote,
 			func(p int) ([]byte, error) { return encodeValue(grouped.mat[p]) },
 			func(sp *state.Part, p int) error {

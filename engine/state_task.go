@@ -239,26 +239,38 @@ func (n *clusterNode) serveStateTask(ctx context.Context, from string, body []by
 // once the replica is as of prev with op's initial state loaded: it
 // applies the pending delta of prev as soon as the log says prev
 // completed, waiting up to stateTaskWait for that. A replica already past
-// prev is refused at once.
+// prev, or short of more than prev's delta, is refused at once.
 func (n *clusterNode) scratchAsOf(ctx context.Context, op *opNode, t, prev Time) (*state.Batch, error) {
 	ctx, cancel := context.WithTimeout(ctx, stateTaskWait)
 	defer cancel()
 	as := Time(-1)
 	for {
 		n.c.replicaMu.Lock()
+		if n.driving() {
+			n.c.replicaMu.Unlock()
+			return nil, rpc.Errorf(codeFenced, "this node drives now")
+		}
 		store := n.c.stateStore()
-		if store != nil && !n.driving() {
+		if store != nil {
 			if err := n.applyCompleted(store); err != nil {
 				n.c.log.Warn("applying a state delta failed", "err", err)
 			}
 		}
 		n.c.replicaMu.Unlock()
 		if store != nil {
+			// Pending before Applied: a delta applied in between shows
+			// as applied, not as missing.
+			pending, ok, perr := store.Pending()
 			if a, err := store.Applied(); err == nil {
 				as = Time(a)
 			}
 			if as > prev {
 				return nil, rpc.Errorf(codeBehind, "this node's state is as of batch %v, past batch %v the task needs", as, prev)
+			}
+			if as < prev && perr == nil && (!ok || Time(pending) != prev) {
+				// Not one delta short: it missed some, and is sent them
+				// (or restores a checkpoint) after this batch, not before.
+				return nil, rpc.Errorf(codeBehind, "this node's state is as of batch %v, without the delta of batch %v the task needs", as, prev)
 			}
 			if as == prev {
 				if sb, err := store.Scratch(int64(t)); err == nil && sb.Base() == int64(prev) {
