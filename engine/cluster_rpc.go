@@ -82,6 +82,7 @@ func (n *clusterNode) handle() {
 	n.net.Handle(methodCkptFiles, n.serveCkptFiles)
 	n.net.Handle(methodCkptRead, n.serveCkptRead)
 	n.net.Handle(methodMapTask, n.serveMapTask)
+	n.net.Handle(methodStateTask, n.serveStateTask)
 	n.net.Handle(methodStatus, func(context.Context, string, []byte) ([]byte, error) {
 		return msgpack.Marshal(n.status())
 	})

@@ -100,9 +100,8 @@ type blockMapper[K comparable, V, C any] struct {
 
 func newBlockMapper[K comparable, V, C any](self *opNode, parent *DStream[Pair[K, V]], n int,
 	create func(V) C, mergeV func(C, V) C, mergeC func(C, C) C) *blockMapper[K, V, C] {
-	t := reflect.TypeFor[Pair[K, C]]()
 	m := &blockMapper[K, V, C]{self: self, parent: parent, part: newPartitioner[K](n),
-		create: create, mergeV: mergeV, mergeC: mergeC, shippable: storable(t) == "" && !holdsInterface(t, map[reflect.Type]bool{})}
+		create: create, mergeV: mergeV, mergeC: mergeC, shippable: travelsUnchanged[Pair[K, C]]()}
 	self.blockMap = m.remoteTask
 	return m
 }
@@ -159,6 +158,13 @@ func (m *blockMapper[K, V, C]) remoteTask(sub *batchRun) ([]byte, error) {
 		return nil, err
 	}
 	return encodeValue(out)
+}
+
+// travelsUnchanged reports whether values of T survive msgpack between
+// nodes unchanged, so that a task over them may run on another node.
+func travelsUnchanged[T any]() bool {
+	t := reflect.TypeFor[T]()
+	return storable(t) == "" && !holdsInterface(t, map[reflect.Type]bool{})
 }
 
 // holdsInterface reports whether values of t can hold an interface, which
@@ -232,7 +238,7 @@ func runBlockMaps[C any](b *batchRun, self *opNode, in *receiverStream, entries 
 				b.exec.sem <- struct{}{}
 				defer func() { <-b.exec.sem }()
 				var out C
-				err := b.exec.taskOn(b.t, label, i, here, func() error {
+				err := b.exec.taskOn(b.t, label, taskMap, i, here, func() error {
 					var err error
 					out, err = task(oneBlock(b.c, b.t, b.epoch, in, e))
 					return err
@@ -244,7 +250,8 @@ func runBlockMaps[C any](b *batchRun, self *opNode, in *receiverStream, entries 
 				outs[i], errs[i] = runLocal()
 				return
 			}
-			outs[i], errs[i] = speculate(b, label, i, e, node, slots[node], func(out *C) error {
+			ref := taskRef{op: label, kind: taskMap, i: i, what: "block " + blockName(e)}
+			outs[i], errs[i] = speculate(b, ref, node, slots[node], func(out *C) error {
 				return n.remoteMap(b, self, e, node, out)
 			}, runLocal)
 		}()
@@ -258,12 +265,31 @@ func runBlockMaps[C any](b *batchRun, self *opNode, in *receiverStream, entries 
 	return outs, nil
 }
 
-// speculate runs a map task on node and, should it fail there or not have
+// Task kinds, as TaskInfo.Kind shows them.
+const (
+	taskMap   = "map"
+	taskState = "state"
+)
+
+// taskRef names a task that speculate runs: its operator's label, its
+// kind, its index (the block's in its batch, or the partition), and what
+// it works on, for the log.
+type taskRef struct {
+	op, kind string
+	i        int
+	what     string
+}
+
+func blockName(e recovery.BlockEntry) string {
+	return fmt.Sprintf("%s/%s/%d", e.Ref.Stream, e.Ref.Node, e.Ref.Seq)
+}
+
+// speculate runs a task on node and, should it fail there or not have
 // answered within mapTaskSpeculate, here as well (Spark's speculative
 // execution): the first success wins. Both runs compute the same output,
-// from the same block, so which wins changes nothing. A stopped node
+// from the same input, so which wins changes nothing. A stopped node
 // (SIGSTOP) costs a batch mapTaskSpeculate, not mapTaskTimeout.
-func speculate[C any](b *batchRun, label string, i int, e recovery.BlockEntry, node string, slot chan struct{},
+func speculate[C any](b *batchRun, ref taskRef, node string, slot chan struct{},
 	remote func(*C) error, local func() (C, error)) (C, error) {
 	type result struct {
 		out C
@@ -276,10 +302,9 @@ func speculate[C any](b *batchRun, label string, i int, e recovery.BlockEntry, n
 		defer func() { <-slot }()
 		close(sent)
 		var r result
-		r.err = b.exec.taskOn(b.t, label, i, node, func() error { return remote(&r.out) })
+		r.err = b.exec.taskOn(b.t, ref.op, ref.kind, ref.i, node, func() error { return remote(&r.out) })
 		done <- r
 	}()
-	block := fmt.Sprintf("%s/%s/%d", e.Ref.Stream, e.Ref.Node, e.Ref.Seq)
 	<-sent // a task queued behind others for the node is not slow yet
 	timer := time.NewTimer(mapTaskSpeculate)
 	defer timer.Stop()
@@ -288,10 +313,10 @@ func speculate[C any](b *batchRun, label string, i int, e recovery.BlockEntry, n
 		if r.err == nil {
 			return r.out, nil
 		}
-		b.c.log.Warn("a map task failed on another node: running it here", "batch", b.t, "operator", label, "block", block, "node", node, "err", r.err)
+		b.c.log.Warn("a task failed on another node: running it here", "batch", b.t, "operator", ref.op, "task", ref.kind, "of", ref.what, "node", node, "err", r.err)
 		return local()
 	case <-timer.C:
-		b.c.log.Info("a map task is slow on another node: running it here too", "batch", b.t, "operator", label, "block", block, "node", node, "after", mapTaskSpeculate)
+		b.c.log.Info("a task is slow on another node: running it here too", "batch", b.t, "operator", ref.op, "task", ref.kind, "of", ref.what, "node", node, "after", mapTaskSpeculate)
 	}
 	out, err := local()
 	if err == nil {
@@ -361,7 +386,7 @@ func (n *clusterNode) serveMapTask(_ context.Context, from string, body []byte) 
 	defer func() { <-n.c.exec.sem }()
 	var out []byte
 	t := Time(m.Time)
-	err := n.c.exec.taskOn(t, op.label(), -1, n.c.cfg.NodeID, func() error {
+	err := n.c.exec.taskOn(t, op.label(), taskMap, -1, n.c.cfg.NodeID, func() error {
 		var err error
 		out, err = op.blockMap(oneBlock(n.c, t, m.Epoch, in, m.Block))
 		return err

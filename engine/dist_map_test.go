@@ -23,7 +23,7 @@ func mapTasksOf(c *Context) (byNode map[string]int, failed []TaskInfo) {
 	for t := last; t > last.Add(-keepTracedBatches*simBatch); t = t.Add(-simBatch) {
 		tasks, _ := c.BatchTasks(t)
 		for _, ti := range tasks {
-			if ti.Node == "" || !strings.Contains(ti.Operator, "updateStateByKey") && !strings.Contains(ti.Operator, "reduceByKey") {
+			if ti.Kind != taskMap || !strings.Contains(ti.Operator, "updateStateByKey") && !strings.Contains(ti.Operator, "reduceByKey") {
 				continue
 			}
 			if ti.Error != "" {

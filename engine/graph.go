@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"time"
+
+	"github.com/sluice-stream/sluice/state"
 )
 
 // opNode is one operator of the DStream graph, stripped of its element
@@ -26,6 +28,11 @@ type opNode struct {
 	// one receiver, runs its map task over a one-block batch, for
 	// another node's driver (dist_map.go).
 	blockMap func(sub *batchRun) ([]byte, error)
+	// stateTask, set on UpdateStateByKey, computes partition p of batch
+	// t from its reduce input (encoded) into sp, a part of a scratch
+	// batch over this node's replica, for another node's driver
+	// (state_task.go).
+	stateTask func(t Time, sp *state.Part, p int, input []byte) error
 }
 
 // opHooks is what the scheduler needs from a typed DStream.

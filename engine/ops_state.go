@@ -1,6 +1,11 @@
 package engine
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/sluice-stream/sluice/state"
+)
 
 // statefulStream is a DStream whose operator keeps state between batches.
 type statefulStream[T any, K comparable, S any] struct {
@@ -23,8 +28,16 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 	initial, ok := o.initial.([]Pair[K, S])
 	s := &statefulStream[Pair[K, S], K, S]{stores: newStateStores(max(n, 1), initial)}
 	var m *blockMapper[K, V, []V]
+	travels := travelsUnchanged[Pair[K, []V]]()
 	s.DStream = derive(ds, "updateStateByKey", []string{param}, func(b *batchRun) (*rdd[Pair[K, S]], error) {
 		grouped, err := m.shuffle(b, true)
+		if err != nil {
+			return nil, err
+		}
+		// An operator's first batch loads the initial state, on the
+		// driver; from the next one on, a partition's state step runs
+		// on its primary (state_task.go).
+		loaded, err := s.stores.loaded(b)
 		if err != nil {
 			return nil, err
 		}
@@ -32,9 +45,14 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 		if err != nil {
 			return nil, err
 		}
-		err = b.exec.runE(b.t, s.op.label(), n, func(p int) error {
-			return updatePartition(parts[p], grouped.mat[p], f)
-		})
+		// A replayed batch rebuilds a new driver's state: the other
+		// nodes' replicas are past it.
+		remote := loaded && travels && b.c.node != nil && !b.detached && !b.replay
+		err = runStateTasks(b, s.op, n, remote,
+			func(p int) ([]byte, error) { return encodeValue(grouped.mat[p]) },
+			func(sp *state.Part, p int) error {
+				return updatePartition(&statePart[K, S]{st: s.stores, p: sp, t: b.t}, grouped.mat[p], f)
+			})
 		if err != nil {
 			return nil, err
 		}
@@ -43,6 +61,16 @@ func UpdateStateByKey[K comparable, V, S any](ds *DStream[Pair[K, V]],
 		// memory stays bounded by the keys the batch changed.
 		return stateRDD(parts), nil
 	})
+	s.op.stateTask = func(t Time, sp *state.Part, p int, input []byte) error {
+		if !travels {
+			return fmt.Errorf("the values of %s do not travel between nodes unchanged", s.op.label())
+		}
+		var in []Pair[K, []V]
+		if err := decodeValue(input, &in); err != nil {
+			return fmt.Errorf("the reduce input of partition %d does not decode: %w", p, err)
+		}
+		return updatePartition(&statePart[K, S]{st: s.stores, p: sp, t: t}, in, f)
+	}
 	m = newBlockMapper(s.op, ds, max(n, 1),
 		func(v V) []V { return []V{v} },
 		func(c []V, v V) []V { return append(c, v) },
@@ -211,6 +239,10 @@ func (m *MapWithStateStream[K, S, M]) StateSnapshots() *DStream[Pair[K, S]] {
 // record with the record's key state (Spark's mapWithState), emitting
 // what the function returns. Unlike UpdateStateByKey, only keys with
 // records (or timing out) are touched in a batch.
+//
+// In a cluster its state step stays on the driver, unlike
+// UpdateStateByKey's (state_task.go): its records and what the function
+// emits would have to travel too.
 func MapWithState[K comparable, V, S, M any](ds *DStream[Pair[K, V]], spec StateSpec[K, V, S, M]) *MapWithStateStream[K, S, M] {
 	c := ds.op.ctx
 	opts := []OpOption{}

@@ -21,8 +21,11 @@ type batchRun struct {
 	inputs map[int]any // operator id of an input stream → its allocated input
 	info   BatchInfo
 	state  *state.Batch // the state writes of the batch
-	replay bool         // completed before, re-run to rebuild the state
-	epoch  uint64       // the driver's, carried by the tasks it sends
+	// prev is the batch the state store is as of while b runs: the last
+	// completed batch before t (state tasks carry it to the primaries).
+	prev   Time
+	replay bool   // completed before, re-run to rebuild the state
+	epoch  uint64 // the driver's, carried by the tasks it sends
 	// detached: a map task's batch of one block (dist_map.go), whose
 	// operators compute and keep nothing.
 	detached bool
@@ -402,7 +405,7 @@ func (s *scheduler) runBatch(b *batchRun) error {
 	if err != nil {
 		return err
 	}
-	b.state = st
+	b.state, b.prev = st, Time(prev)
 	if err := s.executeJobs(b); err != nil {
 		st.Abort()
 		return err

@@ -27,6 +27,12 @@ func newStateStores[K comparable, S any](n int, initial []Pair[K, S]) *stateStor
 // of the on-disk format.
 const metaInitialized = "initialized"
 
+// loaded reports whether a batch before b loaded the initial state.
+func (st *stateStores[K, S]) loaded(b *batchRun) (bool, error) {
+	_, loaded, err := b.c.storage.state.OpMeta(st.op.id, metaInitialized)
+	return loaded, err
+}
+
 // parts returns the typed parts of the batch b, loading the initial state
 // as writes of b if no batch has loaded it yet.
 func (st *stateStores[K, S]) parts(b *batchRun) ([]*statePart[K, S], error) {

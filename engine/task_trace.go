@@ -19,8 +19,13 @@ type TaskInfo struct {
 	Records int64  `json:"records"`
 	Error   string `json:"error,omitempty"`
 	// Node ran the task, where it is not the node that shows it: a
-	// shuffle's map task sent to the node holding its block.
+	// shuffle's map task sent to the node holding its block, a state task
+	// sent to its partition's primary.
 	Node string `json:"node,omitempty"`
+	// Kind is "map" for a shuffle's map task over one block, "state" for
+	// an UpdateStateByKey partition computed for a driver that sends it
+	// to its primary (Partition is then the state partition), "" else.
+	Kind string `json:"kind,omitempty"`
 }
 
 // BatchTasks returns the tasks batch t ran, in the order they finished,
@@ -46,14 +51,15 @@ type taskTrace struct {
 
 // task runs one task through guard, timing it and recording its outcome.
 func (x *executor) task(t Time, op string, p int, fn func() error) error {
-	return x.taskOn(t, op, p, "", fn)
+	return x.taskOn(t, op, "", p, "", fn)
 }
 
-// taskOn is task for a task run on node (or for node).
-func (x *executor) taskOn(t Time, op string, p int, node string, fn func() error) error {
+// taskOn is task for a task of kind (TaskInfo.Kind) run on node (or for
+// node).
+func (x *executor) taskOn(t Time, op, kind string, p int, node string, fn func() error) error {
 	start := time.Now()
 	err := guard(t, op, p, fn)
-	ti := TaskInfo{Operator: op, Partition: p, Start: start, Duration: time.Since(start), Records: -1, Node: node}
+	ti := TaskInfo{Operator: op, Partition: p, Start: start, Duration: time.Since(start), Records: -1, Node: node, Kind: kind}
 	if err != nil {
 		ti.Error = err.Error()
 	}

@@ -22,6 +22,8 @@ type Batch struct {
 	trunc   map[int]int64 // operator → delete slices before this time, at Apply
 	written bool
 	delta   []change // what WriteDelta wrote: exactly what Apply commits
+	// scratch: a batch Scratch made, reading snap; never written.
+	scratch *scratchRead
 }
 
 type partID struct{ op, part int }
@@ -123,7 +125,7 @@ func (p *Part) Get(key []byte) ([]byte, bool, error) {
 		e := &p.entries[i]
 		return e.val, !e.del, nil
 	}
-	v, ok, err := p.b.s.get(p.b.s.db, append(p.prefix, key...))
+	v, ok, err := p.b.s.get(p.b.reader(), append(p.prefix, key...))
 	if err != nil {
 		return nil, false, err
 	}
@@ -172,7 +174,7 @@ func (p *Part) write(key, val []byte, del, existed bool) {
 // and Delete. The slices are valid only during the call.
 func (p *Part) Scan(fn func(key, value []byte) error) error {
 	n := len(p.entries)
-	err := p.b.s.scan(p.b.s.db, p.prefix, func(k, v []byte) error {
+	err := p.b.s.scan(p.b.reader(), p.prefix, func(k, v []byte) error {
 		if i, ok := p.idx[string(k)]; ok {
 			if e := p.entries[i]; e.del {
 				return nil
@@ -200,6 +202,9 @@ func (p *Part) Scan(fn func(key, value []byte) error) error {
 // returns nil the batch's writes survive a crash, but are not visible
 // until Apply.
 func (b *Batch) WriteDelta() (err error) {
+	if b.scratch != nil {
+		return fmt.Errorf("%w: WriteDelta of a scratch batch (%d)", ErrBatch, b.t)
+	}
 	if err := b.s.enter(b); err != nil {
 		return err
 	}
@@ -295,6 +300,9 @@ func (b *Batch) each(fn func(change) error) error {
 // delta is deleted and the applied time set, in one Pebble batch. It is
 // not synced (see the package documentation).
 func (b *Batch) Apply() (err error) {
+	if b.scratch != nil {
+		return fmt.Errorf("%w: Apply of a scratch batch (%d)", ErrBatch, b.t)
+	}
 	if err := b.s.enter(b); err != nil {
 		return err
 	}

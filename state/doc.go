@@ -34,7 +34,10 @@
 // One batch at a time. Different Parts of a batch may be used by different
 // goroutines at once (one task per partition); one Part must not be. The
 // read methods of Store (Get, Scan, Applied, Stats) are safe at any time
-// and see committed state only.
+// and see committed state only. Scratch batches (Scratch) may be open at
+// any time, alongside the open batch and a replica's ImportDelta and
+// ApplyDelta: each reads a snapshot of the state as of its Base and is
+// never written; Close releases it (Store.Close releases those left).
 //
 // This package imports no other package of Sluice: the engine encodes
 // keys and values (msgpack) and gives the store bytes.

@@ -55,6 +55,7 @@ type Store struct {
 		sync.RWMutex
 		closed bool
 	}
+	scratch scratches // the snapshots of open scratch batches (scratch.go)
 }
 
 // reading admits a read of db until the returned func is called.
@@ -142,6 +143,7 @@ func (s *Store) Close() error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	s.closeMu.closed = true
+	s.closeScratches()
 	return s.db.Close()
 }
 
