@@ -410,22 +410,27 @@ func (n *clusterNode) shipDelta(epoch uint64, t, prev Time, data []byte) int {
 			}
 		}()
 	}
-	// Every node's answer, but once one node holds the delta, not more
-	// than deltaGrace for the others: a stopped node must not hold up
-	// every batch for the call's timeout. One that answers late, or not,
-	// is sent what it missed when it says it is behind.
+	return awaitTaken(answers, out, deltaGrace)
+}
+
+// awaitTaken counts the out answers (true: the node took the delta), but
+// once one node holds the delta it waits no more than grace for the
+// others: a stopped node must not hold up every batch for the call's
+// timeout. One that answers late, or not, is sent what it missed when it
+// says it is behind.
+func awaitTaken(answers <-chan bool, out int, grace time.Duration) int {
 	acked := 0
-	var grace <-chan time.Time
+	var after <-chan time.Time
 	for ; out > 0; out-- {
 		select {
 		case ok := <-answers:
 			if ok {
 				acked++
-				if grace == nil {
-					grace = time.After(deltaGrace)
+				if after == nil {
+					after = time.After(grace)
 				}
 			}
-		case <-grace:
+		case <-after:
 			return acked
 		}
 	}
