@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,16 +13,16 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// mapTasksOf returns the driver's map tasks of the shuffling operators
-// over the last batches it ran (the log may have truncated them), by the
-// node they ran on, and the failed ones.
-func mapTasksOf(c *Context) (byNode map[string]int, failed []TaskInfo) {
+// tasksOf returns the driver's tasks of kind (taskMap, taskState) over
+// the last batches it ran (the log may have truncated them), by the node
+// they ran on, and the failed ones.
+func tasksOf(c *Context, kind string) (byNode map[string]int, failed []TaskInfo) {
 	byNode = map[string]int{}
 	last := Time(c.storage.meta.View().LastCompleted)
 	for t := last; t > last.Add(-keepTracedBatches*simBatch); t = t.Add(-simBatch) {
 		tasks, _ := c.BatchTasks(t)
 		for _, ti := range tasks {
-			if ti.Kind != taskMap || !strings.Contains(ti.Operator, "updateStateByKey") && !strings.Contains(ti.Operator, "reduceByKey") {
+			if ti.Kind != kind {
 				continue
 			}
 			if ti.Error != "" {
@@ -78,7 +77,7 @@ func TestMapTasksRunWhereTheBlocksAre(t *testing.T) {
 	s, l := loadedSim(t, 77, 1500*time.Millisecond)
 	defer s.close()
 	s.check()
-	byNode, failed := mapTasksOf(l.ctx)
+	byNode, failed := tasksOf(l.ctx, taskMap)
 	if len(failed) > 0 {
 		t.Fatalf("map tasks failed with every node up: %+v", failed)
 	}

@@ -10,27 +10,6 @@ import (
 	"github.com/sluice-stream/sluice/state"
 )
 
-// stateTasksOf returns the driver's state tasks over the last batches it
-// ran, by the node they ran on, and the failed ones.
-func stateTasksOf(c *Context) (byNode map[string]int, failed []TaskInfo) {
-	byNode = map[string]int{}
-	last := Time(c.storage.meta.View().LastCompleted)
-	for t := last; t > last.Add(-keepTracedBatches*simBatch); t = t.Add(-simBatch) {
-		tasks, _ := c.BatchTasks(t)
-		for _, ti := range tasks {
-			if ti.Kind != taskState {
-				continue
-			}
-			if ti.Error != "" {
-				failed = append(failed, ti)
-				continue
-			}
-			byNode[ti.Node]++
-		}
-	}
-	return byNode, failed
-}
-
 // stateOp returns c's UpdateStateByKey operator and its stores.
 func stateOp(t *testing.T, c *Context) (*opNode, *stateStores[string, int64]) {
 	t.Helper()
@@ -152,7 +131,7 @@ func TestStateTasksRunOnPrimaries(t *testing.T) {
 	if l == nil {
 		t.Fatal("no driver")
 	}
-	byNode, failed := stateTasksOf(l.ctx)
+	byNode, failed := tasksOf(l.ctx, taskState)
 	elsewhere := 0
 	for node, n := range byNode {
 		if node != l.id {
