@@ -1,6 +1,9 @@
 package engine
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestClusterOfOneLeadsItself checks what a status page shows of a single
 // node: "Starting" before Start, then a one-voter group led by itself,
@@ -13,7 +16,13 @@ func TestClusterOfOneLeadsItself(t *testing.T) {
 	}
 	h.start()
 	h.run(1)
+	// The driver goes on allocating batches: an entry may be committed
+	// and not yet applied at the instant of a look, so caught up is
+	// awaited (bounded), not sampled once.
 	ci := h.c.Cluster()
+	for deadline := time.Now().Add(5 * time.Second); !ci.CaughtUp() && time.Now().Before(deadline); ci = h.c.Cluster() {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if ci.State != "Leader" || ci.LeaderID != "solo" || !ci.Leading() || !ci.CaughtUp() || ci.Term < 1 {
 		t.Errorf("after Start: %+v, want the leader solo, caught up, term ≥ 1", ci)
 	}
