@@ -39,16 +39,25 @@ func startSoloCluster(t *testing.T, net *rpc.MemNetwork) *Context {
 	return c
 }
 
+// soloClusterAndIntruder starts a one-node cluster and a peer endpoint on
+// its network that is no node of it, with a context for its calls; the
+// test's cleanup closes both.
+func soloClusterAndIntruder(t *testing.T) (*Context, *rpc.MemEndpoint, context.Context) {
+	t.Helper()
+	net := rpc.NewMemNetwork()
+	c := startSoloCluster(t, net)
+	peer := net.Endpoint("intruder")
+	t.Cleanup(func() { peer.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return c, peer, ctx
+}
+
 // Messages from a peer that do not decode, ask for what is not served,
 // or come from a deposed driver are refused with a code; the node keeps
 // running and ingest still works.
 func TestClusterRefusesBadPeerMessages(t *testing.T) {
-	net := rpc.NewMemNetwork()
-	c := startSoloCluster(t, net)
-	peer := net.Endpoint("intruder")
-	defer peer.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	c, peer, ctx := soloClusterAndIntruder(t)
 	batchDone, _ := recovery.EncodeEvent(recovery.BatchCompleted{Time: 1})
 	cases := []struct {
 		name, method string

@@ -310,12 +310,7 @@ func blockMappingOp(t *testing.T, c *Context) (*opNode, *receiverStream) {
 // an operator that shuffles no blocks, or that does not decode, is
 // refused with a code.
 func TestMapTaskRefusesBadRequests(t *testing.T) {
-	net := rpc.NewMemNetwork()
-	c := startSoloCluster(t, net)
-	peer := net.Endpoint("intruder")
-	defer peer.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	c, peer, ctx := soloClusterAndIntruder(t)
 	epoch := c.node.status().Epoch
 	block := recovery.BlockEntry{Ref: recovery.BlockRef{Stream: "lines", Node: "n1", Seq: 1}}
 	cases := []struct {

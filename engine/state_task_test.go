@@ -119,18 +119,9 @@ func ranOn(c *Context, t Time, p int, node string) (ran, failed bool) {
 // mapTaskSpeculate) or dead (the task fails there and runs on the
 // driver).
 func TestStateTasksRunOnPrimaries(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a simulated cluster for seconds")
-	}
-	s := newSim(t, 79)
+	s, l := loadedSim(t, 79, 1500*time.Millisecond)
 	defer s.close()
-	s.loadFor(0, 1500*time.Millisecond)
-	s.settle()
 	s.check()
-	l := s.leader()
-	if l == nil {
-		t.Fatal("no driver")
-	}
 	byNode, failed := tasksOf(l.ctx, taskState)
 	elsewhere := 0
 	for node, n := range byNode {
@@ -228,17 +219,8 @@ func TestStateTasksRunOnPrimaries(t *testing.T) {
 // over a state the replica is not as of, or that does not decode, is
 // refused with a code.
 func TestStateTaskRefusesBadRequests(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a simulated cluster for seconds")
-	}
-	s := newSim(t, 80)
+	s, l := loadedSim(t, 80, 1500*time.Millisecond)
 	defer s.close()
-	s.loadFor(0, 1500*time.Millisecond)
-	s.settle()
-	l := s.leader()
-	if l == nil {
-		t.Fatal("no driver")
-	}
 	var f *simNode
 	for _, n := range s.nodes {
 		if n != l {
