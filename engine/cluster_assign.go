@@ -44,8 +44,9 @@ func (n *clusterNode) assignLoop(ctx context.Context, epoch uint64) {
 			}
 		}
 		slices.Sort(live)
-		prim, back := nextAssignment(n.meta().Partitions(), max(n.c.cfg.Partitions, 1), live)
-		if cur := n.meta().Partitions(); cur == nil || !slices.Equal(cur.Primaries, prim) || !slices.Equal(cur.Backups, back) {
+		cur := n.meta().Partitions()
+		prim, back := nextAssignment(cur, max(n.c.cfg.Partitions, 1), live)
+		if cur == nil || !slices.Equal(cur.Primaries, prim) || !slices.Equal(cur.Backups, back) {
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := n.meta().Apply(actx, recovery.PartitionAssigned{Epoch: epoch, Primaries: prim, Backups: back})
 			cancel()
